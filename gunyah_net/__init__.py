@@ -1,0 +1,1 @@
+"""gunyah-net: an emulator of multi-VM systems on the Gunyah hypervisor."""

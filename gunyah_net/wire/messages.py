@@ -1,0 +1,196 @@
+"""The coordinator <-> worker message vocabulary (protocol version 1), as typed frozen values.
+
+Every message is a frozen dataclass; on the wire it is a msgpack map whose ``t`` key names the type.
+``from_wire`` validates a decoded map against the dataclass fields and raises ``MessageError`` with a
+precise reason for anything else: unknown type, missing or unknown field, wrong type, out-of-range
+integer. Pure: no I/O.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+
+PROTOCOL_VERSION = 1
+U64_MAX = (1 << 64) - 1
+
+
+class MessageError(ValueError):
+    """A decoded frame is not a valid protocol message."""
+
+
+@dataclass(frozen=True)
+class Hello:
+    """Worker -> coordinator, first frame: who I am and which protocol I speak."""
+
+    version: int
+    vm: str
+    pid: int
+    token: str
+
+
+@dataclass(frozen=True)
+class Welcome:
+    """Coordinator -> worker: the accepted VM's boot description."""
+
+    version: int
+    name: str
+    vmid: int
+    vcpus: int
+    memory: int
+    image: str
+    bootargs: str
+    ram_path: str
+    heartbeat_interval: float
+    resources: list[dict] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Reject:
+    """Coordinator -> worker: the hello was refused; the link closes after this frame."""
+
+    reason: str
+
+
+@dataclass(frozen=True)
+class Heartbeat:
+    """Either direction: the sender is alive. Receivers treat silence as link loss."""
+
+    seq: int
+
+
+@dataclass(frozen=True)
+class ConsoleOut:
+    """Worker -> coordinator: bytes the guest wrote to its UART."""
+
+    data: bytes
+
+
+@dataclass(frozen=True)
+class ConsoleIn:
+    """Coordinator -> worker: bytes for the guest's UART receive FIFO."""
+
+    data: bytes
+
+
+@dataclass(frozen=True)
+class VmState:
+    """Worker -> coordinator: the VM's run state changed.
+
+    ``state`` is "running", "resetting" or "exited"; ``exit_type`` uses the RM exit_type values
+    (gunyah-abi.md 3.6) and is meaningful for "exited" and "resetting".
+    """
+
+    state: str
+    exit_type: int
+    reason: str
+
+
+@dataclass(frozen=True)
+class Stop:
+    """Coordinator -> worker: stop every vCPU, release resources and exit."""
+
+    reason: str
+
+
+@dataclass(frozen=True)
+class Hvc:
+    """Worker -> coordinator: a hypercall that EL2 must execute; ``data`` holds an input buffer."""
+
+    seq: int
+    vcpu: int
+    number: int
+    args: list[int]
+    data: bytes = b""
+
+
+@dataclass(frozen=True)
+class HvcReturn:
+    """Coordinator -> worker: the result registers of hypercall ``seq`` and any output buffer."""
+
+    seq: int
+    regs: list[int]
+    data: bytes = b""
+
+
+@dataclass(frozen=True)
+class Virq:
+    """Coordinator -> worker: drive virtual interrupt ``virq`` of this VM to ``asserted``."""
+
+    virq: int
+    asserted: bool
+
+
+Message = (Hello | Welcome | Reject | Heartbeat | ConsoleOut | ConsoleIn | VmState | Stop | Hvc
+           | HvcReturn | Virq)
+
+_TYPES: dict[str, type] = {cls.__name__: cls for cls in typing.get_args(Message)}
+_STATES = frozenset({"running", "resetting", "exited"})
+
+
+def to_wire(message: Message) -> dict:
+    """Returns the msgpack-ready map of ``message``."""
+    body = {f.name: getattr(message, f.name) for f in dataclasses.fields(message)}
+    body["t"] = type(message).__name__
+    return body
+
+
+def from_wire(obj: object) -> Message:
+    """Validates a decoded msgpack object and returns the message it encodes."""
+    if not isinstance(obj, dict):
+        raise MessageError(f"frame is a {type(obj).__name__}, not a map")
+    kind = obj.get("t")
+    cls = _TYPES.get(kind) if isinstance(kind, str) else None
+    if cls is None:
+        raise MessageError(f"unknown message type {kind!r}")
+    hints = typing.get_type_hints(cls)
+    values = {}
+    for f in dataclasses.fields(cls):
+        if f.name not in obj:
+            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
+                raise MessageError(f"{kind}: missing field {f.name!r}")
+            continue
+        values[f.name] = _check(kind, f.name, hints[f.name], obj[f.name])
+    extra = set(obj) - {"t"} - set(values) - {f.name for f in dataclasses.fields(cls)}
+    if extra:
+        raise MessageError(f"{kind}: unknown field(s) {sorted(extra)}")
+    message = cls(**values)
+    _check_semantics(message)
+    return message
+
+
+def _check(kind: str, name: str, hint: object, value: object) -> object:
+    """Returns ``value`` if it matches the field type ``hint``; raises MessageError otherwise."""
+    origin = typing.get_origin(hint)
+    if origin is list:
+        if not isinstance(value, list):
+            raise MessageError(f"{kind}.{name}: expected a list, got {type(value).__name__}")
+        (item,) = typing.get_args(hint)
+        return [_check(kind, f"{name}[{i}]", item, v) for i, v in enumerate(value)]
+    if origin is types.UnionType:
+        raise MessageError(f"{kind}.{name}: unsupported union field")
+    expected = {int: int, str: str, bytes: bytes, bool: bool, float: (int, float), dict: dict}[hint]
+    if isinstance(value, bool) and hint is not bool:
+        raise MessageError(f"{kind}.{name}: expected {hint.__name__}, got bool")
+    if not isinstance(value, expected):
+        raise MessageError(f"{kind}.{name}: expected {hint.__name__}, got {type(value).__name__}")
+    if hint is int and not 0 <= value <= U64_MAX:
+        raise MessageError(f"{kind}.{name}: {value} is outside 0..2**64-1")
+    return float(value) if hint is float else value
+
+
+def _check_semantics(message: Message) -> None:
+    """Checks the few field constraints that types alone do not express."""
+    match message:
+        case VmState(state=state) if state not in _STATES:
+            raise MessageError(f"VmState.state: {state!r} is not one of {sorted(_STATES)}")
+        case Hvc(args=args) if len(args) > 8:
+            raise MessageError(f"Hvc.args: {len(args)} arguments, at most 8")
+        case HvcReturn(regs=regs) if len(regs) > 8:
+            raise MessageError(f"HvcReturn.regs: {len(regs)} registers, at most 8")
+        case Welcome(heartbeat_interval=hb) if not 0.01 <= hb <= 60:
+            raise MessageError(f"Welcome.heartbeat_interval: {hb} is outside 0.01..60 s")
+        case _:
+            pass

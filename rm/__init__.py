@@ -1,0 +1,1 @@
+"""Resource Manager VM service (RM RPC, VM lifecycle, memparcels). Built in the RM issue."""
