@@ -1,0 +1,20 @@
+/*
+ * The gunyah-net guest SDK: include this one header to get all of it.
+ */
+#ifndef GN_SDK_H
+#define GN_SDK_H
+
+#include <gn/atomic.h>
+#include <gn/bootargs.h>
+#include <gn/console.h>
+#include <gn/cpu.h>
+#include <gn/dt.h>
+#include <gn/format.h>
+#include <gn/hvc.h>
+#include <gn/mmio.h>
+#include <gn/platform.h>
+#include <gn/psci.h>
+#include <gn/string.h>
+#include <gn/uart.h>
+
+#endif /* GN_SDK_H */
