@@ -1,0 +1,78 @@
+"""Checks the topology's name and every ``[[vm]]``: names, vCPUs, memory, image and kind."""
+
+from __future__ import annotations
+
+from gunyah_net.config.image import image_problem
+from gunyah_net.config.issues import KeyPath, quote, show_value
+from gunyah_net.config.model import (
+    GRANULE,
+    MAX_MEMORY,
+    MAX_VCPUS,
+    MIN_MEMORY,
+    Topology,
+    VmConfig,
+    VmKind,
+)
+from gunyah_net.config.reader import IssueLog
+from gunyah_net.config.rules import VmNames, check_name, check_range
+from gunyah_net.config.size import format_size
+
+
+def check_vms(log: IssueLog, topology: Topology) -> VmNames:
+    """Checks the topology name and each VM; returns the VM names references may use."""
+    check_name(log, ("topology", "name"), topology.name, "topology")
+    if not topology.vms:
+        log.add(("vm",), "the topology has no VMs; add at least one [[vm]] table")
+    names = _index_names(log, topology.vms)
+    for index, vm in enumerate(topology.vms):
+        _check_vm(log, ("vm", index), vm)
+    return names
+
+
+def _index_names(log: IssueLog, vms: tuple[VmConfig, ...]) -> VmNames:
+    """Maps each VM name to its first VM, reporting later VMs that reuse a name."""
+    index: dict[str, int] = {}
+    complete = True
+    for position, vm in enumerate(vms):
+        path = ("vm", position, "name")
+        if not log.ok(path):
+            complete = False
+        elif vm.name in index:
+            log.add(path, f"duplicate VM name {show_value(vm.name)}; vm[{index[vm.name]}] has it already")
+        else:
+            index[vm.name] = position
+    return VmNames(index, complete)
+
+
+def _check_vm(log: IssueLog, path: KeyPath, vm: VmConfig) -> None:
+    check_name(log, path + ("name",), vm.name, "VM")
+    check_range(log, path + ("vcpus",), vm.vcpus, 1, MAX_VCPUS, f"a VM has 1 to {MAX_VCPUS} vCPUs")
+    _check_memory(log, path + ("memory",), vm.memory)
+    _check_image(log, path + ("image",), vm)
+    if "\0" in vm.args:
+        log.add(path + ("args",), "contains a NUL character, which bootargs cannot hold")
+    match vm.kind:
+        case VmKind.GUEST:
+            pass
+        case VmKind.HOST | VmKind.RM:
+            log.add(path + ("kind",), f"kind '{vm.kind}' is not supported yet")
+
+
+def _check_memory(log: IssueLog, path: KeyPath, memory: int) -> None:
+    if memory % GRANULE:
+        log.add(path, f"{format_size(memory)} is not a multiple of 4 KiB")
+    elif not MIN_MEMORY <= memory <= MAX_MEMORY:
+        rule = f"a VM has {format_size(MIN_MEMORY)} to {format_size(MAX_MEMORY)} of memory"
+        log.add(path, f"{format_size(memory)} is out of range; {rule}")
+
+
+def _check_image(log: IssueLog, path: KeyPath, vm: VmConfig) -> None:
+    if not log.ok(path):
+        return  # parsing reported it; the placeholder path is not worth a look
+    problem = image_problem(vm.image)
+    if problem is None:
+        return
+    written = vm.image_text or str(vm.image)
+    absolute = str(vm.image) if str(vm.image).isprintable() else quote(str(vm.image))
+    resolved = "" if written == str(vm.image) else f" (resolved to {absolute})"
+    log.add(path, f"{quote(written)}{resolved} {problem}")
