@@ -1,0 +1,191 @@
+"""A protocol-speaking stand-in for the VM worker, used only by component tests.
+
+Run as the coordinator runs a worker: ``python fake_worker.py --socket S --vm NAME --log FILE``
+with GUNYAH_NET_TOKEN set. It speaks protocol v1 over the real Unix socket: Hello, then after the
+Welcome checks its RAM file, reports "running", prints a welcome line on its console and echoes
+console input back as ``[<vm>] <input>``. Heartbeats both ways; exits at once on EOF or Stop.
+Console input ``!flood N`` makes it print N bytes of a pattern, then ``FLOOD-END\\n``. A VM whose
+name starts with "external" gets a worker that never connects (tests connect in its place).
+
+Behaviour switches come from the topology ``args`` (they reach us in Welcome.bootargs):
+  fake.silent          stop sending heartbeats (keep the link open)
+  fake.garbage         write bytes that are not a frame
+  fake.oversized       write a frame header announcing 2 MiB
+  fake.badmsg          write a well-formed frame holding an unknown message type
+  fake.exit=N          exit with status N without reporting an exit
+  fake.poweroff        report exited/PLATFORM_OFF ("PSCI SYSTEM_OFF"), exit 0
+  fake.fault           report exited/SOFTWARE_ERROR ("guest fault: ..."), exit 0
+  fake.hvc             forward one Hvc and print the returned X0 on the console
+  fake.ignore-stop     ignore Stop and SIGTERM (the coordinator has to SIGKILL it)
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import ctypes
+import os
+import signal
+import struct
+import sys
+
+import msgpack
+
+from gunyah_net.wire.messages import (ConsoleIn, ConsoleOut, Heartbeat, Hello, Hvc, HvcReturn,
+                                      Reject, Stop, VmState, Welcome)
+from gunyah_net.wire.transport import Link, LinkClosed
+
+PR_SET_PDEATHSIG = 1
+FAKE_WORKER_COMMAND = (sys.executable, os.path.abspath(__file__))
+"""The worker command prefix that makes a coordinator spawn this fake."""
+
+
+def _options(bootargs: str) -> dict[str, str]:
+    opts = {}
+    for word in bootargs.split():
+        if word.startswith("fake."):
+            key, _, value = word[5:].partition("=")
+            opts[key] = value
+    return opts
+
+
+def _ram_check(welcome: Welcome) -> str:
+    size = os.stat(welcome.ram_path).st_size
+    return "ok" if size == welcome.memory else f"size {size} != {welcome.memory}"
+
+
+async def _heartbeats(link: Link, interval: float) -> None:
+    seq = 0
+    while True:
+        await asyncio.sleep(interval)
+        seq += 1
+        link.send(Heartbeat(seq))
+
+
+async def _misbehave(link: Link, opts: dict[str, str], writer) -> None:
+    if "garbage" in opts:
+        writer.write(b"\x00\x00\x00\x05\xc1\xc1\xc1\xc1\xc1")
+    elif "oversized" in opts:
+        writer.write(struct.pack(">I", 2 << 20) + b"x" * 1024)
+    elif "badmsg" in opts:
+        payload = msgpack.packb({"t": "Bogus", "x": 1})
+        writer.write(struct.pack(">I", len(payload)) + payload)
+    elif "exit" in opts:
+        await link.drain()
+        os._exit(int(opts["exit"]))
+    elif "poweroff" in opts or "fault" in opts:
+        state = (VmState("exited", 1, "PSCI SYSTEM_OFF") if "poweroff" in opts
+                 else VmState("exited", 5, "guest fault: undefined instruction at pc=0x80000010"))
+        link.send(state)
+        await link.drain()
+        os._exit(0)
+
+
+async def _flood(link: Link, size: int, vm: str) -> None:
+    pattern = (f"<{vm}>" + "0123456789" * 6 + "\n").encode()
+    data = (pattern * (size // len(pattern) + 1))[:size]
+    for start in range(0, len(data), 60000):
+        link.send(ConsoleOut(data[start:start + 60000]))
+        await link.drain()
+    link.send(ConsoleOut(b"FLOOD-END\n"))
+
+
+async def _serve(link: Link, welcome: Welcome, opts: dict[str, str]) -> int:
+    beats = None
+    if "silent" not in opts:
+        beats = asyncio.create_task(_heartbeats(link, welcome.heartbeat_interval))
+    link.send(VmState("running", 0, ""))
+    link.send(ConsoleOut(f"welcome vm={welcome.name} vmid=0x{welcome.vmid:x} "
+                         f"vcpus={welcome.vcpus} memory={welcome.memory} "
+                         f"bootargs='{welcome.bootargs}' ram={_ram_check(welcome)}\n".encode()))
+    if "hvc" in opts:
+        link.send(Hvc(seq=7, vcpu=0, number=0x6001, args=[1, 2]))
+    await link.drain()
+    await _misbehave(link, opts, link._writer)
+    try:
+        while True:
+            message = await link.receive()
+            match message:
+                case ConsoleIn(data=data) if data.startswith(b"!flood "):
+                    await _flood(link, int(data.split()[1]), welcome.name)
+                case ConsoleIn(data=data):
+                    link.send(ConsoleOut(f"[{welcome.name}] ".encode() + data))
+                case HvcReturn(seq=seq, regs=regs):
+                    link.send(ConsoleOut(f"hvc {seq} x0=0x{regs[0]:x}\n".encode()))
+                case Stop() if "ignore-stop" not in opts:
+                    return 0
+                case _:
+                    pass
+    except LinkClosed:
+        return 0
+    finally:
+        if beats is not None:
+            beats.cancel()
+
+
+async def main() -> int:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--socket", required=True)
+    parser.add_argument("--vm", required=True)
+    parser.add_argument("--log")
+    args = parser.parse_args()
+    ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    if args.vm.startswith("external"):
+        await asyncio.sleep(3600)
+    link = await Link.connect_unix(args.socket)
+    link.send(Hello(1, args.vm, os.getpid(), os.environ.get("GUNYAH_NET_TOKEN", "")))
+    first = await link.receive()
+    if isinstance(first, Reject):
+        print(f"rejected: {first.reason}", file=sys.stderr)
+        return 3
+    assert isinstance(first, Welcome), first
+    opts = _options(first.bootargs)
+    if "ignore-stop" in opts:
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    print(f"fake worker {args.vm}: welcome {first}", flush=True)
+    return await _serve(link, first, opts)
+
+
+def fake_topology(*vms: tuple[str, str], name: str = "t", memory: int = 1 << 20):
+    """Returns a Topology of (vm name, args) pairs, for coordinators running this fake."""
+    from pathlib import Path
+
+    from gunyah_net.config import Topology, VmConfig
+    image = Path(__file__).resolve()  # never loaded by the fake
+    return Topology(name=name, file=f"/{name}.toml", vms=tuple(
+        VmConfig(name=vm, image=image, vcpus=1 + i % 2, memory=memory, args=args)
+        for i, (vm, args) in enumerate(vms)))
+
+
+def fake_coordinator(base, *vms: tuple[str, str], name: str = "t", **options):
+    """Returns a Coordinator (not started) of ``vms`` whose workers are this fake."""
+    from gunyah_net.coordinator import Coordinator
+    options.setdefault("heartbeat_interval", 0.25)
+    return Coordinator(fake_topology(*vms, name=name), base=base,
+                       worker_command=FAKE_WORKER_COMMAND, **options)
+
+
+def pid_alive(pid: int) -> bool:
+    """True if process ``pid`` exists and is not a zombie."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+
+
+async def wait_for_output(coordinator, vm: str, needle: bytes) -> bytes:
+    """Waits until VM ``vm``'s scrollback contains ``needle``; returns the scrollback."""
+    while needle not in (scrollback := coordinator.hub.scrollback(vm)):
+        await asyncio.sleep(0.02)
+    return scrollback
+
+
+def run_with_timeout(body, timeout: float = 20.0):
+    """Runs coroutine function ``body`` on uvloop (as the coordinator does) with a hard timeout."""
+    import uvloop
+    return uvloop.run(asyncio.wait_for(body(), timeout))
+
+
+if __name__ == "__main__":
+    sys.exit(asyncio.run(main()))
