@@ -41,3 +41,35 @@ def hyp_api_info(variant: int = VARIANT_QUALCOMM) -> int:
 def api_flags0(features: ApiFlags0) -> int:
     """Returns api_flags0 for the implemented ``features`` (scheduler variant: trivial, 0)."""
     return int(features)
+
+
+_API_CALL_PREFIXES: dict[ApiFlags0, tuple[str, ...]] = {
+    ApiFlags0.PARTITION_CSPACE: ("partition_create_", "cspace_"),
+    ApiFlags0.DOORBELL: ("doorbell_",),
+    ApiFlags0.MSGQUEUE: ("msgqueue_",),
+    ApiFlags0.VIC: ("vic_", "hwirq_"),
+    ApiFlags0.VPM: ("vpm_group_",),
+    ApiFlags0.VCPU: ("vcpu_configure", "vcpu_poweron", "vcpu_poweroff", "vcpu_kill",
+                     "vcpu_set_", "vcpu_register_write"),
+    ApiFlags0.MEMEXTENT: ("memextent_", "addrspace_"),
+    ApiFlags0.TRACE_CTRL: ("trace_",),
+    ApiFlags0.WATCHDOG: ("watchdog_",),
+    ApiFlags0.PRNG: ("prng_",),
+    ApiFlags0.VCPU_RUN: ("vcpu_run", "vcpu_bind_virq", "vcpu_unbind_virq"),
+}
+
+
+def implemented_features() -> ApiFlags0:
+    """Returns the api_flags0 bits whose every hypercall is implemented in the table.
+
+    An API with no call answered, or only some, is not advertised: guests such as Linux probe
+    these bits before using an API, and a half-present API must not be claimed.
+    """
+    from .hypercalls import HYPERCALLS, Handler
+
+    present = ApiFlags0(0)
+    for feature, prefixes in _API_CALL_PREFIXES.items():
+        calls = [s for s in HYPERCALLS.values() if s.name.startswith(prefixes)]
+        if calls and all(s.handler is not Handler.NONE for s in calls):
+            present |= feature
+    return present

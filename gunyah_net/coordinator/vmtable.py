@@ -11,25 +11,11 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
-from enum import IntEnum
 
+from ..abi.rm import VMID_DYNAMIC_BASE as DYNAMIC_VMID_FIRST
+from ..abi.rm import VMID_DYNAMIC_END as DYNAMIC_VMID_LAST
+from ..abi.rm import ExitType
 from ..wire.messages import VmState
-
-DYNAMIC_VMID_FIRST = 0x80
-DYNAMIC_VMID_LAST = 0xBF
-
-
-class ExitType(IntEnum):
-    """RM exit_type values (gunyah-abi.md 3.6)."""
-
-    VM_EXIT = 0
-    PLATFORM_OFF = 1
-    PLATFORM_RESET = 2
-    PSCI_SYSTEM_RESET2 = 3
-    WATCHDOG_BITE = 4
-    SOFTWARE_ERROR = 5
-    ASYNC_HW_ERROR = 6
-    VM_STOP_FORCED = 7
 
 
 CRASH_EXIT_TYPES = frozenset({ExitType.WATCHDOG_BITE, ExitType.SOFTWARE_ERROR,
