@@ -1,0 +1,242 @@
+"""The worker's side of protocol v1: handshake, VM lifecycle, heartbeats and the console.
+
+The event loop only reacts: to frames from the coordinator, to one heartbeat timer per interval,
+to console batches and to VM events handed over from the vCPU thread with
+``call_soon_threadsafe``. It never polls, so the vCPU thread's Python hooks do not fight it for the
+GIL.
+
+Exit statuses: 0 after Stop, a reported VM exit (SYSTEM_OFF, guest fault, boot failure) or
+SIGTERM; 1 when the coordinator vanished (EOF, silence, unreachable); 2 when it rejected us;
+3 for a protocol violation or an internal error (the coordinator then shows "crashed").
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import traceback
+
+from gunyah_net.abi.platform import RAM_BASE
+from gunyah_net.abi.rm import ExitType
+from gunyah_net.dt.vmtree import VmDtSpec, build_vm_dt
+from gunyah_net.wire.messages import (PROTOCOL_VERSION, ConsoleIn, ConsoleOut, Heartbeat, Hello,
+                                      Hvc, HvcReturn, Message, Reject, Stop, Virq, VmState, Welcome)
+from gunyah_net.wire.transport import Link, LinkClosed
+
+from .console_out import ConsoleBatcher
+from .exits import HvcRequest
+from .loader import ImageError
+from .ram import GuestRam, RamError
+from .vm import Vm, VmEvent, VmExited, VmFailed, VmResetting, VmRunning, VmSpec
+
+log = logging.getLogger(__name__)
+
+EXIT_OK, EXIT_LINK_LOST, EXIT_REJECTED, EXIT_ERROR = 0, 1, 2, 3
+CONNECT_TIMEOUT = 10.0
+HANDSHAKE_TIMEOUT = 10.0
+SILENCE_INTERVALS = 4
+JOIN_TIMEOUT = 2.0
+SEND_BUFFER_LIMIT = 8 << 20
+
+
+class WorkerSession:
+    """Runs one VM for the coordinator at ``socket_path``; ``run`` returns the exit status."""
+
+    def __init__(self, socket_path: str, vm_name: str, token: str) -> None:
+        self._socket_path = socket_path
+        self._name = vm_name
+        self._token = token
+        self._loop = asyncio.get_running_loop()
+        self._done: asyncio.Future[int] = self._loop.create_future()
+        self._link: Link | None = None
+        self._vm: Vm | None = None
+        self._console: ConsoleBatcher | None = None
+        self._last_heard = self._loop.time()
+        self._hvc_seq = 0
+        self._hvc_waiting: dict[int, int] = {}
+
+    def finish(self, status: int, why: str) -> None:
+        """Ends the session with ``status`` (first caller wins)."""
+        if not self._done.done():
+            log.info("%s: worker finishing (%s)", self._name, why)
+            self._done.set_result(status)
+
+    def terminate(self) -> None:
+        """SIGTERM: report a forced stop and exit cleanly."""
+        if not self._done.done():
+            self._send(VmState("exited", int(ExitType.VM_STOP_FORCED), "worker received SIGTERM"))
+        self.finish(EXIT_OK, "SIGTERM")
+
+    async def run(self) -> int:
+        """Connects, handshakes, runs the VM until the session ends; returns the exit status."""
+        try:
+            welcome = await self._handshake()
+        except _HandshakeFailed as failed:
+            log.error("%s: %s", self._name, failed)
+            return failed.status
+        tasks = [asyncio.create_task(self._receive_loop(), name="receive"),
+                 asyncio.create_task(self._heartbeat_loop(welcome.heartbeat_interval),
+                                     name="heartbeat")]
+        try:
+            self._start_vm(welcome)
+            return await self._done
+        finally:
+            for task in tasks:
+                task.cancel()
+            await self._shutdown()
+
+    async def _handshake(self) -> Welcome:
+        try:
+            self._link = await asyncio.wait_for(Link.connect_unix(self._socket_path),
+                                                CONNECT_TIMEOUT)
+            self._link.send(Hello(PROTOCOL_VERSION, self._name, os.getpid(), self._token))
+            reply = await asyncio.wait_for(self._link.receive(), HANDSHAKE_TIMEOUT)
+        except (OSError, asyncio.TimeoutError, LinkClosed) as exc:
+            raise _HandshakeFailed(EXIT_LINK_LOST,
+                                   f"no coordinator at {self._socket_path}: {exc!r}") from exc
+        match reply:
+            case Welcome(version=version, name=name) if (version, name) == (PROTOCOL_VERSION,
+                                                                            self._name):
+                return reply
+            case Welcome(version=version, name=name):
+                raise _HandshakeFailed(EXIT_ERROR, f"Welcome for {name!r} version {version}, "
+                                       f"expected {self._name!r} version {PROTOCOL_VERSION}")
+            case Reject(reason=reason):
+                raise _HandshakeFailed(EXIT_REJECTED, f"coordinator rejected us: {reason}")
+            case _:
+                raise _HandshakeFailed(EXIT_ERROR, f"expected Welcome, got {type(reply).__name__}")
+
+    def _start_vm(self, welcome: Welcome) -> None:
+        """Maps RAM, builds the DTB, loads the image and starts the vCPUs (or reports why not)."""
+        self._console = ConsoleBatcher(self._loop, self._send_console)
+        try:
+            ram = GuestRam.open_file(welcome.ram_path, RAM_BASE, welcome.memory)
+            dtb = build_vm_dt(VmDtSpec(welcome.name, welcome.vcpus, RAM_BASE, welcome.memory,
+                                       welcome.bootargs))
+            vm = Vm(VmSpec(welcome.name, welcome.vcpus, welcome.image, dtb), ram,
+                    self._vm_event_threadsafe, self._console.write)
+            vm.boot()
+        except (RamError, ImageError, ValueError) as exc:  # ValueError: VmDtSpec, FdtError
+            self._send(VmState("exited", int(ExitType.SOFTWARE_ERROR), f"boot failed: {exc}"))
+            self.finish(EXIT_OK, f"boot failed: {exc}")
+            return
+        vm.forward = self._forward_threadsafe
+        self._vm = vm
+        vm.start()
+
+    def _vm_event_threadsafe(self, event: VmEvent) -> None:
+        self._loop.call_soon_threadsafe(self._on_vm_event, event)
+
+    def _on_vm_event(self, event: VmEvent) -> None:
+        if self._console is not None:
+            self._console.flush()
+        match event:
+            case VmRunning():
+                self._send(VmState("running", 0, ""))
+            case VmResetting(reason=reason):
+                self._send(VmState("resetting", int(ExitType.PLATFORM_RESET), reason))
+            case VmExited(exit_type=exit_type, reason=reason):
+                self._send(VmState("exited", exit_type, reason))
+                self.finish(EXIT_OK, reason)
+            case VmFailed(error=error):
+                log.error("%s: vCPU thread failed:\n%s", self._name,
+                          "".join(traceback.format_exception(error)))
+                self.finish(EXIT_ERROR, f"internal error: {error!r}")
+
+    async def _receive_loop(self) -> None:
+        assert self._link is not None
+        while True:
+            try:
+                message = await self._link.receive()
+            except LinkClosed as closed:
+                self.finish(EXIT_LINK_LOST, f"coordinator link closed: {closed.reason}")
+                return
+            self._last_heard = self._loop.time()
+            self._dispatch(message)
+
+    def _dispatch(self, message: Message) -> None:
+        match message:
+            case Heartbeat():
+                pass
+            case ConsoleIn(data=data):
+                if self._vm is not None:
+                    self._vm.console_input(data)
+            case Stop(reason=reason):
+                self.finish(EXIT_OK, f"Stop: {reason}")
+            case HvcReturn(seq=seq, regs=regs, data=data):
+                self._hvc_return(seq, regs, data)
+            case Virq(virq=virq, asserted=asserted):
+                log.debug("%s: Virq %d=%s ignored (no vGIC yet)", self._name, virq, asserted)
+            case _:
+                log.error("%s: unexpected %s from the coordinator", self._name,
+                          type(message).__name__)
+                self.finish(EXIT_ERROR, f"protocol violation: {type(message).__name__}")
+
+    async def _heartbeat_loop(self, interval: float) -> None:
+        seq = 0
+        while True:
+            await asyncio.sleep(interval)
+            if self._loop.time() - self._last_heard > SILENCE_INTERVALS * interval:
+                self.finish(EXIT_LINK_LOST, f"coordinator silent for {SILENCE_INTERVALS} "
+                            "heartbeat intervals")
+                return
+            seq += 1
+            self._send(Heartbeat(seq))
+
+    def _forward_threadsafe(self, request: HvcRequest) -> None:
+        self._loop.call_soon_threadsafe(self._send_hvc, request)
+
+    def _send_hvc(self, request: HvcRequest) -> None:
+        self._hvc_seq += 1
+        self._hvc_waiting[self._hvc_seq] = request.vcpu
+        self._send(Hvc(self._hvc_seq, request.vcpu, request.number, list(request.args),
+                       request.data))
+
+    def _hvc_return(self, seq: int, regs: list[int], data: bytes) -> None:
+        vcpu = self._hvc_waiting.pop(seq, None)
+        if vcpu is None or self._vm is None:
+            log.error("%s: HvcReturn seq %d answers no pending hypercall", self._name, seq)
+            self.finish(EXIT_ERROR, f"protocol violation: unexpected HvcReturn seq {seq}")
+            return
+        self._vm.complete_hvc(vcpu, regs, data)
+
+    def _send_console(self, data: bytes) -> None:
+        if self._link is not None and self._link.write_buffer_size() > SEND_BUFFER_LIMIT:
+            log.warning("%s: coordinator is not reading; dropped %d console bytes", self._name,
+                        len(data))
+            return
+        self._send(ConsoleOut(data))
+
+    def _send(self, message: Message) -> None:
+        if self._link is None:
+            return
+        try:
+            self._link.send(message)
+        except LinkClosed as closed:
+            self.finish(EXIT_LINK_LOST, f"coordinator link closed: {closed.reason}")
+
+    async def _shutdown(self) -> None:
+        vm = self._vm
+        if vm is not None:
+            vm.stop()
+            joined = await self._loop.run_in_executor(None, vm.join, JOIN_TIMEOUT)
+            if not joined:  # closing engines under a running thread would crash: leave at once
+                log.error("%s: vCPU thread did not stop within %.1f s", self._name, JOIN_TIMEOUT)
+                logging.shutdown()
+                os._exit(EXIT_ERROR)
+            vm.close()
+        if self._console is not None:
+            self._console.flush()
+        if self._link is not None:
+            try:
+                await asyncio.wait_for(self._link.drain(), 1.0)
+            except (LinkClosed, asyncio.TimeoutError):
+                pass  # the coordinator is gone or stuck; nothing more to tell it
+            self._link.close("worker exiting")
+
+
+class _HandshakeFailed(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status

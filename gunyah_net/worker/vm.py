@@ -1,0 +1,259 @@
+"""A VM as a worker runs it: RAM, vCPUs, PL011, the EL2 trap and the vCPU thread, plus its life.
+
+``Vm`` boots the image (PT_LOADs plus the DTB at the top of RAM, boot vCPU at the ELF entry with
+X0 = DTB address), runs every vCPU on one thread (``Scheduler``) and turns what the vCPUs do into
+``VmEvent``s for the worker session: ``VmRunning``, ``VmResetting``, ``VmExited`` (SYSTEM_OFF, a
+guest fault, the last CPU_OFF) and ``VmFailed`` (a gunyah-net bug). ``on_event`` is called on the
+vCPU thread; the receiver hands the event to its own thread.
+
+Reset (PSCI SYSTEM_RESET) happens on the vCPU thread: every vCPU off, RAM zeroed, image and DTB
+reloaded, translations flushed, UART reset, boot vCPU on.
+
+Thread-safe entry points for other threads: ``stop``, ``raise_event``, ``wake``, ``console_input``,
+``complete_hvc`` and ``post``. Everything else belongs to the vCPU thread (or to the caller before
+``start``).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from gunyah_net.abi import hypercalls
+from gunyah_net.abi.errors import Error
+from gunyah_net.abi.hypercalls import HypercallSpec
+from gunyah_net.abi.platform import DTB_REGION_SIZE, UART_BASE, UART_SIZE, dtb_address
+from gunyah_net.abi.rm import ExitType
+from gunyah_net.abi.smccc import PsciStatus
+
+from .exits import (CpuOff, Forward, GuestFault, HvcRequest, InternalError, SystemOff,
+                    SystemReset, VcpuExit)
+from .hvc import HypercallTrap
+from .loader import ImageError, LoadedImage, load_elf
+from .pl011 import Pl011
+from .ram import GuestRam
+from .scheduler import TIMESLICE, Scheduler
+from .vcpu import MmioDevice, Vcpu, VcpuState, format_dump
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class VmRunning:
+    """The boot vCPU is running (after boot or after a reset)."""
+
+
+@dataclass(frozen=True)
+class VmResetting:
+    """The VM is resetting; ``VmRunning`` follows."""
+
+    reason: str
+
+
+@dataclass(frozen=True)
+class VmExited:
+    """The VM is over; the vCPU thread ends right after this event."""
+
+    exit_type: int
+    reason: str
+
+
+@dataclass(frozen=True)
+class VmFailed:
+    """The vCPU thread died of an internal error (a gunyah-net bug)."""
+
+    error: BaseException = field(compare=False)
+
+
+VmEvent = VmRunning | VmResetting | VmExited | VmFailed
+
+
+@dataclass(frozen=True)
+class VmSpec:
+    """What to run: the VM's name, vCPU count, ELF image path and DTB blob."""
+
+    name: str
+    vcpus: int
+    image: str
+    dtb: bytes
+    api_flags0: int = 0
+    timeslice: float = TIMESLICE
+
+
+class Vm:
+    """One VM's runtime; ``boot`` then ``start``, and ``stop`` + ``join`` + ``close`` at the end.
+
+    ``lookup`` is the hypercall table the trap decodes against (tests substitute rows);
+    ``devices`` are MMIO devices mapped in every vCPU besides the PL011 (the vGIC's frames).
+    """
+
+    def __init__(self, spec: VmSpec, ram: GuestRam, on_event: Callable[[VmEvent], None],
+                 on_console: Callable[[bytes], None],
+                 lookup: Callable[[int], HypercallSpec | None] = hypercalls.lookup,
+                 devices: tuple[MmioDevice, ...] = ()) -> None:
+        if len(spec.dtb) > DTB_REGION_SIZE:
+            raise ImageError(f"DTB of {len(spec.dtb)} bytes exceeds the {DTB_REGION_SIZE}-byte "
+                             "DTB region")
+        self.spec = spec
+        self.ram = ram
+        self._on_event = on_event
+        self.uart = Pl011(on_console, name=f"{spec.name}.uart")
+        uart = MmioDevice(UART_BASE, UART_SIZE, self.uart.mmio_read, self.uart.mmio_write)
+        self.vcpus = [Vcpu(i, ram, (uart, *devices)) for i in range(spec.vcpus)]
+        self.trap = HypercallTrap(self, spec.api_flags0, lookup)
+        for vcpu in self.vcpus:
+            self.trap.install(vcpu)
+        self.scheduler = Scheduler(self.vcpus, self._on_exit, spec.name, spec.timeslice)
+        self.scheduler.on_finished = self._on_finished
+        self.forward: Callable[[HvcRequest], None] | None = None
+        """Sends a hypercall to EL2 (vCPU thread); the answer must come back via complete_hvc."""
+        self._pending: dict[int, HvcRequest] = {}
+        self.image: LoadedImage | None = None
+
+    @property
+    def dtb_address(self) -> int:
+        """IPA of the DTB, which the boot vCPU receives in X0."""
+        return dtb_address(self.ram.size)
+
+    def boot(self) -> None:
+        """Loads the image and DTB into zeroed RAM and powers on vCPU 0 (before ``start``)."""
+        self.ram.zero()
+        base = self.dtb_address
+        self.image = load_elf(self.spec.image, self.ram, (base, base + DTB_REGION_SIZE))
+        self.ram.write(base, self.spec.dtb)
+        for vcpu in self.vcpus:
+            vcpu.power_off()
+            vcpu.flush_translations()
+        self.vcpus[0].power_on(self.image.entry, base)
+
+    def start(self) -> None:
+        """Starts the vCPU thread; emits ``VmRunning``."""
+        self._on_event(VmRunning())
+        self.scheduler.start()
+
+    def stop(self) -> None:
+        """Stops every vCPU (any thread; returns at once, ``join`` waits)."""
+        self.scheduler.stop()
+
+    def join(self, timeout: float | None = None) -> bool:
+        """Waits for the vCPU thread to end; True if it has."""
+        return self.scheduler.join(timeout)
+
+    def close(self) -> None:
+        """Releases every vCPU engine (after ``join``); RAM stays mapped for the caller to close."""
+        for vcpu in self.vcpus:
+            vcpu.close()
+
+    def post(self, fn: Callable[[], None]) -> None:
+        """Runs ``fn`` on the vCPU thread between slices (any thread)."""
+        self.scheduler.post(fn)
+
+    def raise_event(self) -> None:
+        """Wakes every vCPU parked in WFI (any thread)."""
+        self.scheduler.raise_event()
+
+    def wake(self, index: int) -> None:
+        """Wakes vCPU ``index`` if it is parked in WFI (any thread)."""
+        self.scheduler.wake(index)
+
+    def console_input(self, data: bytes) -> int:
+        """Feeds console input to the UART and wakes the vCPUs; returns the bytes accepted."""
+        accepted = self.uart.receive(data)
+        self.raise_event()
+        return accepted
+
+    def complete_hvc(self, vcpu_index: int, regs: list[int], data: bytes = b"") -> None:
+        """Delivers EL2's answer to the forwarded hypercall of vCPU ``vcpu_index`` (any thread)."""
+        self.post(lambda: self._complete_hvc(vcpu_index, regs, data))
+
+    # --- PSCI and trap host (vCPU thread) ---
+
+    def vcpu_index(self, mpidr: int) -> int | None:
+        """Returns the index of the vCPU with affinity ``mpidr`` (Aff0 only), or None."""
+        index = mpidr & 0xFF
+        if mpidr & ~0xFF or index >= len(self.vcpus):
+            return None
+        return index
+
+    def vcpu_is_on(self, index: int) -> bool:
+        """True unless vCPU ``index`` is powered off."""
+        return self.vcpus[index].state is not VcpuState.OFF
+
+    def cpu_on(self, target: int, entry: int, context: int) -> PsciStatus:
+        """PSCI CPU_ON: starts the vCPU with MPIDR ``target`` at ``entry``, X0 = ``context``."""
+        index = self.vcpu_index(target)
+        if index is None:
+            return PsciStatus.INVALID_PARAMETERS
+        if self.vcpu_is_on(index):
+            return PsciStatus.ALREADY_ON
+        if not self.ram.contains(entry, 4) or entry % 4:
+            return PsciStatus.INVALID_ADDRESS
+        self.vcpus[index].power_on(entry, context)
+        self.scheduler.update_preemption()
+        return PsciStatus.SUCCESS
+
+    def others_runnable(self, vcpu: Vcpu) -> bool:
+        """True if another vCPU is runnable."""
+        return self.scheduler.others_runnable(vcpu)
+
+    # --- vCPU exits (vCPU thread) ---
+
+    def _on_exit(self, vcpu: Vcpu, outcome: VcpuExit) -> None:
+        match outcome:
+            case CpuOff():
+                vcpu.power_off()
+                if all(v.state is VcpuState.OFF for v in self.vcpus):
+                    self._exit(ExitType.VM_EXIT, "PSCI CPU_OFF of the last powered-on vCPU")
+            case SystemOff():
+                self._exit(ExitType.PLATFORM_OFF, "PSCI SYSTEM_OFF")
+            case SystemReset():
+                self._reset("PSCI SYSTEM_RESET")
+            case GuestFault(what=what, pc=pc):
+                log.error("%s: guest fault: %s at pc=%#x\n%s", self.spec.name, what, pc,
+                          format_dump(vcpu.index, vcpu.regs.dump()))
+                self._exit(ExitType.SOFTWARE_ERROR, f"guest fault: {what} at pc={pc:#x}")
+            case Forward(request=request):
+                self._forward(vcpu, request)
+            case InternalError(error=error):
+                raise RuntimeError(f"internal error on vcpu {vcpu.index}") from error
+            case _:
+                raise RuntimeError(f"unexpected vCPU exit {outcome!r}")
+
+    def _exit(self, exit_type: ExitType, reason: str) -> None:
+        self._on_event(VmExited(int(exit_type), reason))
+        self.scheduler.stop()
+
+    def _reset(self, reason: str) -> None:
+        self._on_event(VmResetting(reason))
+        self._pending.clear()
+        self.uart.reset()
+        self.boot()
+        self._on_event(VmRunning())
+
+    def _forward(self, vcpu: Vcpu, request: HvcRequest) -> None:
+        if self.forward is None:
+            vcpu.regs.write_results((Error.UNIMPLEMENTED,), request.result_count)
+            return
+        vcpu.state = VcpuState.BLOCKED
+        self._pending[vcpu.index] = request
+        self.forward(request)
+
+    def _complete_hvc(self, index: int, regs: list[int], data: bytes) -> None:
+        request = self._pending.pop(index, None)
+        vcpu = self.vcpus[index]
+        if request is None or vcpu.state is not VcpuState.BLOCKED:
+            log.warning("%s: HvcReturn for vcpu %d, which waits for no hypercall", self.spec.name,
+                        index)
+            return
+        results = tuple(regs)
+        if request.out_buffer is not None and data:
+            va, limit = request.out_buffer
+            if not vcpu.regs.write_virt(va, data[:limit]):
+                results = (Error.ADDR_INVALID,)
+        vcpu.regs.write_results(results, request.result_count)
+        vcpu.state = VcpuState.RUNNABLE
+
+    def _on_finished(self, error: BaseException | None) -> None:
+        if error is not None:
+            self._on_event(VmFailed(error))
