@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shlex
 import signal
 import subprocess
 import time
@@ -39,7 +40,8 @@ def test_quickstart_from_a_clean_clone(tmp_path):
                    stdout=subprocess.DEVNULL)
     env = {**os.environ, "GUNYAH_NET_RUNTIME_DIR": str(tmp_path / "run")}
     env.pop("VIRTUAL_ENV", None)
-    proc = subprocess.Popen(up, shell=True, cwd=clone, env=env, start_new_session=True,
+    # A plain command, run without a shell so that Ctrl-C's SIGINT reaches gunyah-net itself.
+    proc = subprocess.Popen(shlex.split(up), cwd=clone, env=env, start_new_session=True,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
         vms = _wait_running(clone, env, proc)
@@ -49,8 +51,8 @@ def test_quickstart_from_a_clean_clone(tmp_path):
             console.expect(f"hello from {vm['name']}", timeout=15)
             console.close()
         os.killpg(proc.pid, signal.SIGINT)
-        proc.communicate(timeout=30)
-        assert proc.returncode == 0
+        out, _ = proc.communicate(timeout=30)
+        assert proc.returncode == 0, out
         assert wait_gone([vm["pid"] for vm in vms], 5) == []
     finally:
         if proc.poll() is None:
