@@ -82,6 +82,7 @@ def measure(count: int, timeout: float) -> int:
     verdict = "meets" if live < TARGET else "MISSES"
     print(f"topology up, {count} VMs: every console live after {live:.2f} s")
     print(f"target < {TARGET:g} s: {live / TARGET:.2f}x of the limit ({verdict} the target)")
+    print(f"ratio={live / TARGET:.2f}")
     return 0
 
 
