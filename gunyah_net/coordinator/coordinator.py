@@ -6,8 +6,10 @@ Usage (the CLI and the component tests both drive it this way)::
         print(coordinator.url, coordinator.token)
         await coordinator.wait_shutdown()      # until `down`, a signal, or request_shutdown()
 
-``start`` takes the topology lock, creates the runtime and shared-memory directories and the RAM
-files, listens on the Unix socket and the HTTP port, and spawns one worker per VM. ``stop`` sends
+Construction provisions EL2 from the topology (``provision.py``: objects, caps, virqs, shared-memory
+IPAs) and fails with ``StartupError`` if that is impossible. ``start`` takes the topology lock,
+creates the runtime and shared-memory directories, the RAM files and one file per ``[[shm]]``
+region, listens on the Unix socket and the HTTP port, and spawns one worker per VM. ``stop`` sends
 Stop to every worker, SIGKILLs those still alive after ``stop_grace`` seconds, reaps them all and
 removes every file it made. Both are idempotent; ``stop`` also runs if ``start`` fails halfway.
 """
@@ -24,14 +26,17 @@ from typing import TYPE_CHECKING
 
 from ..console.app import ConsoleServer
 from ..console.hub import ConsoleHub
-from ..wire.messages import Hello, Message, Reject, VmState, Welcome
+from ..wire.messages import Hello, Hvc, HvcReturn, Message, Reject, VmState, Welcome
 from ..wire.transport import Link, LinkClosed
 from . import shm
 from .handshake import VmBoot, admit
+from .hvc import execute_hvc
+from .provision import ProvisionError, provision
 from .rundir import (CoordinatorInfo, RunLock, TopologyDir, check_name, private_dir,
                      runtime_base, write_info)
 from .session import LinkEnd, WorkerSession
 from .supervisor import WorkerProcess, default_worker_command, spawn_worker
+from .virqs import VirqRouter
 from .vmtable import VmRecord, VmTable
 
 if TYPE_CHECKING:
@@ -69,6 +74,13 @@ class Coordinator:
             self.table = VmTable([(vm.name, vm.vcpus) for vm in topology.vms])
         except ValueError as exc:
             raise StartupError(f"topology {topology.name!r}: {exc}") from exc
+        try:
+            self.provisioned = provision(topology, {r.name: r.vmid for r in self.table.records()},
+                                         shm.shm_dir_for(self.instance))
+        except ProvisionError as exc:
+            raise StartupError(str(exc)) from exc
+        self.el2 = self.provisioned.el2
+        self.virqs = VirqRouter((r.vmid, r.name) for r in self.table.records())
         self.hub = ConsoleHub([vm.name for vm in topology.vms], self._console_input)
         self.url = ""
         self.shm_dir: Path | None = None
@@ -110,6 +122,7 @@ class Coordinator:
             self.shm_dir = self._create_shm_dir()
             self._write_info("starting")
             self._create_ram()
+            self._create_shared_memory()
             self._server = await asyncio.start_unix_server(self._on_connection,
                                                            path=str(self.tdir.socket))
             os.chmod(self.tdir.socket, 0o600)
@@ -131,6 +144,7 @@ class Coordinator:
         if self._server is not None:
             self._server.close()
         await self._stop_workers(reason)
+        self.virqs.detach_all()
         for session in list(self._sessions.values()):
             session.close("coordinator stopped")
         self.hub.close("topology is shutting down")
@@ -236,7 +250,16 @@ class Coordinator:
                 raise StartupError(f"cannot create the RAM file of VM {vm.name!r} in "
                                    f"{self.shm_dir}: {exc.strerror or exc}") from exc
             self._boots[vm.name] = VmBoot(vm.name, Path(vm.image), vm.vcpus, vm.memory, vm.args,
-                                          ram)
+                                          ram, self.provisioned.resources[vm.name])
+
+    def _create_shared_memory(self) -> None:
+        for region in self.provisioned.shms:
+            try:
+                shm.create_zeroed_file(region.path, region.size)
+            except OSError as exc:
+                raise StartupError(f"cannot create the file of shared-memory region "
+                                   f"{region.name!r} ({region.path}): {exc.strerror or exc}"
+                                   ) from exc
 
     async def _spawn_workers(self) -> None:
         for vm in self.topology.vms:
@@ -298,13 +321,16 @@ class Coordinator:
             return
         record = self.table[verdict.name]
         session = WorkerSession(verdict.name, record.vmid, link, self._interval, self.hub,
-                                self._on_vm_state)
+                                self._on_vm_state, self._on_hvc)
         self._sessions[verdict.name] = session
         link.send(verdict)
+        outbox = self.virqs.outbox(record.vmid)
+        outbox.attach(link)
         try:
             end = await session.run()
         finally:
             del self._sessions[verdict.name]
+            outbox.detach()
         await self._link_ended(verdict.name, end)
 
     def _admit(self, hello: Message) -> Welcome | Reject:
@@ -337,6 +363,26 @@ class Coordinator:
             await asyncio.wait_for(asyncio.shield(worker.wait()), LINK_EOF_GRACE)
         except TimeoutError:
             self._fail_vm(vm, f"worker closed its link ({end.reason}) but kept running")
+
+    def _on_hvc(self, vm: str, call: Hvc) -> HvcReturn | None:
+        """Runs a forwarded hypercall, carries out its effects, then returns the caller's reply.
+
+        The caller's own held virq changes are written first, so that its worker sees every
+        effect of the call before the HvcReturn. An exception out of EL2 is a coordinator bug:
+        it is logged with its traceback and the calling VM is failed with the reason (loud in
+        tests and in `gunyah-net ps`), while the coordinator keeps serving every other VM.
+        """
+        vmid = self.table[vm].vmid
+        try:
+            result = execute_hvc(self.el2, vmid, call)
+        except Exception as exc:  # The one boundary that turns an EL2 bug into a VM crash.
+            log.exception("%s: EL2 failed executing hypercall %#x", vm, call.number)
+            self._fail_vm(vm, f"internal error in EL2 executing hypercall {call.number:#x}: "
+                              f"{exc!r}")
+            return None
+        self.virqs.carry_out(result.effects)
+        self.virqs.outbox(vmid).flush()
+        return HvcReturn(call.seq, result.regs, result.data)
 
     def _on_vm_state(self, vm: str, report: VmState) -> None:
         self._notify(self.table.reported(vm, report))

@@ -10,13 +10,15 @@ import hmac
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..wire import resources as wire_resources
 from ..wire.messages import PROTOCOL_VERSION, Hello, Reject, Welcome
+from ..wire.resources import Resource
 from .vmtable import VmRecord
 
 
 @dataclass(frozen=True)
 class VmBoot:
-    """What a VM's worker needs to boot it: the topology entry plus its RAM file."""
+    """What a VM's worker needs to boot it: the topology entry, its RAM file and its resources."""
 
     name: str
     image: Path
@@ -24,6 +26,8 @@ class VmBoot:
     memory: int
     args: str
     ram_path: Path
+    resources: tuple[Resource, ...] = ()
+    """Its doorbell and msgqueue caps and shared-memory regions (see provision.py)."""
 
 
 def compose_bootargs(vm: str, args: str) -> str:
@@ -50,4 +54,5 @@ def admit(hello: Hello, *, token: str, boots: dict[str, VmBoot], records: dict[s
     return Welcome(version=PROTOCOL_VERSION, name=boot.name, vmid=record.vmid, vcpus=boot.vcpus,
                    memory=boot.memory, image=str(boot.image),
                    bootargs=compose_bootargs(boot.name, boot.args), ram_path=str(boot.ram_path),
-                   heartbeat_interval=heartbeat_interval, resources=[])
+                   heartbeat_interval=heartbeat_interval,
+                   resources=[wire_resources.to_wire(r) for r in boot.resources])

@@ -3,6 +3,12 @@
 The session ends when the link does. ``run`` returns a ``LinkEnd`` telling the coordinator why, and
 whether the worker is at fault (malformed frame, protocol violation, heartbeat silence), in which
 case the coordinator marks the VM crashed and kills the worker.
+
+Backpressure: after every frame it handles, the receive loop waits until this link's write buffer
+is below its high-water mark, so a worker that stops reading stops being read from; its frames wait
+in the kernel's socket buffer, not in the coordinator. Hypercalls are request/response per vCPU (a
+vCPU waits for its HvcReturn), so a worker has at most one Hvc in flight per vCPU and the replies
+it has not read are bounded by that too. Virq frames that peers cause are bounded by ``virqs``.
 """
 
 from __future__ import annotations
@@ -14,9 +20,9 @@ from dataclasses import dataclass
 
 from ..console.hub import ConsoleHub
 from ..wire.codec import FrameError
-from ..wire.messages import ConsoleIn, ConsoleOut, Heartbeat, Hvc, Message, Stop, VmState
+from ..wire.messages import (ConsoleIn, ConsoleOut, Heartbeat, Hvc, HvcReturn, Message, Stop,
+                             VmState)
 from ..wire.transport import Link, LinkClosed
-from .hvc import dispatch_hvc
 
 log = logging.getLogger(__name__)
 
@@ -38,13 +44,17 @@ class WorkerSession:
     """The coordinator's side of one worker link."""
 
     def __init__(self, vm: str, vmid: int, link: Link, heartbeat_interval: float,
-                 hub: ConsoleHub, on_state: Callable[[str, VmState], None]) -> None:
+                 hub: ConsoleHub, on_state: Callable[[str, VmState], None],
+                 on_hvc: Callable[[str, Hvc], HvcReturn | None]) -> None:
+        """``on_hvc(vm, call)`` executes a forwarded hypercall and returns the reply to send
+        (None: no reply, the VM is being failed)."""
         self.vm = vm
         self.vmid = vmid
         self._link = link
         self._interval = heartbeat_interval
         self._hub = hub
         self._on_state = on_state
+        self._on_hvc = on_hvc
         self._fault: str | None = None
         self._last_rx = 0.0
 
@@ -83,7 +93,9 @@ class WorkerSession:
             case VmState():
                 self._on_state(self.vm, message)
             case Hvc():
-                self._send(dispatch_hvc(self.vmid, message))
+                reply = self._on_hvc(self.vm, message)
+                if reply is not None:
+                    self._send(reply)
             case _:
                 return f"protocol error: worker sent {type(message).__name__}"
         return None

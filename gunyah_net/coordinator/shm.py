@@ -1,8 +1,11 @@
-"""Shared-memory files that back VM RAM: one private directory per coordinator instance.
+"""Shared-memory files that back VM RAM and ``[[shm]]`` regions: one directory per coordinator.
 
 Each coordinator owns ``/dev/shm/gunyah-net-<uid>-<instance>/`` (mode 0700). A VM's RAM is the
-zero-filled file ``<vm>.ram`` of exactly ``memory`` bytes (sparse: ftruncate, no writes); the
-worker maps it into its vCPUs. Removal refuses any path outside that naming scheme.
+zero-filled file ``<vm>.ram`` of exactly ``memory`` bytes; a shared-memory region is the
+zero-filled file ``<name>.shm`` of exactly its ``size`` (VM and region names cannot contain a dot,
+so the two never collide). Both are sparse (ftruncate, no writes); workers map them into their
+vCPUs. Removing the directory removes them all; removal refuses any path outside that naming
+scheme.
 """
 
 from __future__ import annotations
@@ -28,7 +31,16 @@ def create_shm_dir(instance: str) -> Path:
 
 def create_ram_file(shm_dir: Path, vm: str, size: int) -> Path:
     """Creates ``<vm>.ram`` of ``size`` zero bytes in ``shm_dir`` and returns its path."""
-    path = shm_dir / f"{vm}.ram"
+    return create_zeroed_file(shm_dir / f"{vm}.ram", size)
+
+
+def shm_file_path(shm_dir: Path, region: str) -> Path:
+    """Returns the path of shared-memory region ``region``'s file in ``shm_dir``."""
+    return shm_dir / f"{region}.shm"
+
+
+def create_zeroed_file(path: Path, size: int) -> Path:
+    """Creates the new file ``path`` (mode 0600) holding ``size`` zero bytes; returns it."""
     fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
     try:
         os.ftruncate(fd, size)

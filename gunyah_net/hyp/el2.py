@@ -114,12 +114,12 @@ class El2:
     # -- provisioning (what the RM does at VM_INIT) ---------------------------------------
 
     def provision_doorbell(self, sender_vmid: int, receiver_vmid: int, virq: int,
-                           edge: bool = False, *, label: str = "",
+                           edge: bool = False, *, label: int | str = "",
                            source_can_clear: bool = False) -> tuple[int, int]:
         """Creates an active doorbell bound to ``virq`` of the receiver; returns the sender's
         cap (Send, plus Receive if ``source_can_clear``) and the receiver's (Receive, Bind)."""
         sender, receiver = self.vm(sender_vmid), self.vm(receiver_vmid)
-        doorbell, master = self.partition.create_doorbell(self.root, label)
+        doorbell, master = self.partition.create_doorbell(self.root, str(label))
         doorbell.activate()
         try:
             doorbell.bind_virq(receiver.vic, virq, edge=edge)
@@ -139,14 +139,14 @@ class El2:
 
     def provision_msgqueue(self, sender_vmid: int, receiver_vmid: int, depth: int,
                            msg_size: int, tx_virq: int | None, rx_virq: int | None, *,
-                           label: str = "") -> tuple[int, int]:
+                           label: int | str = "") -> tuple[int, int]:
         """Creates an active queue; binds not-full to ``tx_virq`` of the sender and not-empty to
         ``rx_virq`` of the receiver (None: unbound); returns the sender's cap (Send, BindSend)
         and the receiver's (Receive, BindReceive)."""
         sender, receiver = self.vm(sender_vmid), self.vm(receiver_vmid)
         if not (0 < depth <= 0xFFFF and 0 < msg_size <= 0xFFFF):
             raise HypError(Error.ARGUMENT_INVALID, f"depth {depth} / message size {msg_size}")
-        msgqueue, master = self.partition.create_msgqueue(self.root, label)
+        msgqueue, master = self.partition.create_msgqueue(self.root, str(label))
         try:
             msgqueue.configure(create_info(depth, msg_size))
             msgqueue.activate()

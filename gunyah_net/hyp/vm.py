@@ -20,7 +20,8 @@ class GuestResource:
 
     kind: ResourceKind
     cap: int
-    label: str
+    label: int | str
+    """The topology's u32 label (gunyah_net.wire.resources), or a name in unit tests."""
     peer: int
     virq: int | None = None
     edge: bool = False

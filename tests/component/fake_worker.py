@@ -5,7 +5,8 @@ with GUNYAH_NET_TOKEN set. It speaks protocol v1 over the real Unix socket: Hell
 Welcome checks its RAM file, reports "running", prints a welcome line on its console and echoes
 console input back as ``[<vm>] <input>``. Heartbeats both ways; exits at once on EOF or Stop.
 Console input ``!flood N`` makes it print N bytes of a pattern, then ``FLOOD-END\\n``. A VM whose
-name starts with "external" gets a worker that never connects (tests connect in its place).
+name starts with "external" gets a worker that never connects (tests connect in its place, see
+``ExternalWorker``).
 
 Behaviour switches come from the topology ``args`` (they reach us in Welcome.bootargs):
   fake.silent          stop sending heartbeats (keep the link open)
@@ -32,7 +33,7 @@ import sys
 import msgpack
 
 from gunyah_net.wire.messages import (ConsoleIn, ConsoleOut, Heartbeat, Hello, Hvc, HvcReturn,
-                                      Reject, Stop, VmState, Welcome)
+                                      Message, Reject, Stop, Virq, VmState, Welcome)
 from gunyah_net.wire.transport import Link, LinkClosed
 
 PR_SET_PDEATHSIG = 1
@@ -146,23 +147,98 @@ async def main() -> int:
     return await _serve(link, first, opts)
 
 
-def fake_topology(*vms: tuple[str, str], name: str = "t", memory: int = 1 << 20):
-    """Returns a Topology of (vm name, args) pairs, for coordinators running this fake."""
+def fake_topology(*vms: tuple[str, str], name: str = "t", memory: int = 1 << 20, **objects):
+    """Returns a Topology of (vm name, args) pairs, for coordinators running this fake;
+    ``objects`` are its ``doorbells``, ``msgqueues`` and ``shms`` (config model values)."""
     from pathlib import Path
 
     from gunyah_net.config import Topology, VmConfig
     image = Path(__file__).resolve()  # never loaded by the fake
     return Topology(name=name, file=f"/{name}.toml", vms=tuple(
         VmConfig(name=vm, image=image, vcpus=1 + i % 2, memory=memory, args=args)
-        for i, (vm, args) in enumerate(vms)))
+        for i, (vm, args) in enumerate(vms)), **objects)
 
 
-def fake_coordinator(base, *vms: tuple[str, str], name: str = "t", **options):
-    """Returns a Coordinator (not started) of ``vms`` whose workers are this fake."""
+def fake_coordinator(base, *vms: tuple[str, str], name: str = "t", objects=None, **options):
+    """Returns a Coordinator (not started) of ``vms`` whose workers are this fake; ``objects``
+    is a dict of the topology's doorbells / msgqueues / shms."""
     from gunyah_net.coordinator import Coordinator
     options.setdefault("heartbeat_interval", 0.25)
-    return Coordinator(fake_topology(*vms, name=name), base=base,
+    return Coordinator(fake_topology(*vms, name=name, **(objects or {})), base=base,
                        worker_command=FAKE_WORKER_COMMAND, **options)
+
+
+class ExternalWorker:
+    """The test's own worker for an "external*" VM, in-process: raw Hvc frames in, replies out.
+
+    ``hvc`` sends one Hvc and returns its HvcReturn; ``virqs`` receives every Virq frame;
+    ``frames`` records every frame after the Welcome in arrival order. Heartbeats are sent
+    while connected, so the coordinator's watchdog leaves the link alone.
+    """
+
+    def __init__(self, link: Link, welcome: Welcome) -> None:
+        self.link = link
+        self.welcome = welcome
+        self.virqs: asyncio.Queue[Virq] = asyncio.Queue()
+        self.frames: list[Message] = []
+        self.closed = asyncio.get_running_loop().create_future()
+        self._seq = 0
+        self._waiting: dict[int, asyncio.Future] = {}
+        """Futures of the Hvcs not answered yet, by seq."""
+        self._replies: dict[int, asyncio.Future] = {}
+        """Futures of the Hvcs whose reply nobody has taken yet, by seq."""
+        self._tasks = [asyncio.create_task(self._receive()),
+                       asyncio.create_task(_heartbeats(link, welcome.heartbeat_interval))]
+
+    @classmethod
+    async def connect(cls, coordinator, vm: str) -> "ExternalWorker":
+        """Connects as VM ``vm``'s worker and returns it once welcomed."""
+        link = await Link.connect_unix(str(coordinator.tdir.socket))
+        link.send(Hello(1, vm, os.getpid(), coordinator.token))
+        welcome = await link.receive()
+        assert isinstance(welcome, Welcome), welcome
+        return cls(link, welcome)
+
+    def send_hvc(self, number: int, args: list[int], data: bytes = b"", vcpu: int = 0) -> int:
+        """Sends one Hvc without waiting; returns its seq (``reply(seq)`` awaits the answer)."""
+        self._seq += 1
+        self._waiting[self._seq] = self._replies[self._seq] = \
+            asyncio.get_running_loop().create_future()
+        self.link.send(Hvc(self._seq, vcpu, number, args, data))
+        return self._seq
+
+    async def reply(self, seq: int) -> HvcReturn:
+        """Waits for the HvcReturn of ``seq``."""
+        return await self._replies.pop(seq)
+
+    async def hvc(self, number: int, args: list[int], data: bytes = b"") -> HvcReturn:
+        """Sends one Hvc and returns its HvcReturn."""
+        return await self.reply(self.send_hvc(number, args, data))
+
+    async def _receive(self) -> None:
+        try:
+            while True:
+                message = await self.link.receive()
+                self.frames.append(message)
+                match message:
+                    case HvcReturn(seq=seq) if seq in self._waiting:
+                        self._waiting.pop(seq).set_result(message)
+                    case Virq():
+                        self.virqs.put_nowait(message)
+                    case _:
+                        pass
+        except LinkClosed as closed:
+            self._tasks[1].cancel()
+            self.closed.set_result(closed.reason)
+            for waiter in self._waiting.values():
+                waiter.set_exception(closed)
+                waiter.exception()  # retrieved: a test need not await every reply
+
+    async def close(self) -> None:
+        """Closes the link and stops the helper tasks."""
+        for task in self._tasks:
+            task.cancel()
+        self.link.close("test done")
 
 
 def pid_alive(pid: int) -> bool:
