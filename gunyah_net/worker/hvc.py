@@ -14,7 +14,11 @@ Table calls: a gap or a ``Handler.NONE`` row returns ERROR_UNIMPLEMENTED (-1); a
 reserved-must-be-zero argument of an implemented call returns ERROR_ARGUMENT_INVALID.
 ``Handler.LOCAL`` rows (hypervisor_identify, scheduler_yield) are answered in the hook.
 ``Handler.EL2`` rows end the slice with ``Forward``: the VM sends them to the coordinator and writes
-the reply when it arrives; the vCPU resumes after the HVC (no replay).
+the reply when it arrives; the vCPU resumes after the HVC (no replay). Buffers: a BUF_IN of at most
+``MAX_BUFFER`` bytes is read from guest memory and shipped (a larger size ships nothing, and EL2
+answers ERROR_ARGUMENT_SIZE); a BUF_OUT is checked writable before forwarding, because EL2 consumes
+the message when it answers. Either buffer must translate (guest MMU) to RAM or shared memory,
+never to a device, or the call returns ERROR_ADDR_INVALID without reaching EL2.
 
 Results are written in one batch: all of X0..X7 on the native path (EL2 zeroes the registers it
 does not return), X0..X3 (or more for calls with more outputs) on the SMCCC path, where SMCCC 1.1+
@@ -28,9 +32,11 @@ from dataclasses import dataclass
 from enum import IntEnum
 from typing import Protocol
 
+from unicorn import UC_PROT_READ, UC_PROT_WRITE
+
 from gunyah_net.abi import hypercalls, smccc
 from gunyah_net.abi.errors import Error
-from gunyah_net.abi.hypercalls import ArgKind, Handler, HypercallSpec
+from gunyah_net.abi.hypercalls import Arg, ArgKind, Handler, HypercallSpec
 from gunyah_net.abi.identify import hyp_api_info
 from gunyah_net.abi.smccc import (HYPERCALL_NATIVE_BASE, HYPERCALL_NATIVE_LIMIT,
                                   SMCCC_UNKNOWN_FUNCTION, hypercall_index_from_smccc)
@@ -61,8 +67,12 @@ _HVC, _SMC = int(Excp.HVC), int(Excp.SMC)
 _UNIMPLEMENTED = (int(Error.UNIMPLEMENTED),)
 _ARGUMENT_INVALID = (int(Error.ARGUMENT_INVALID),)
 _OK = (int(Error.OK),)
-MAX_BUFFER = 64 * 1024
-"""Largest guest buffer a forwarded call may carry (msgqueue messages are 240 bytes)."""
+MAX_BUFFER = 1024
+"""Largest guest buffer a forwarded call carries: the largest msgqueue message. A BUF_IN call
+with a larger size ships no bytes (EL2 rejects the size); a BUF_OUT buffer is checked and
+written up to this many bytes."""
+PAGE = 4096
+_ADDR_INVALID = (int(Error.ADDR_INVALID),)
 
 LocalCall = Callable[[Vcpu], tuple[int, ...]]
 
@@ -72,6 +82,9 @@ class TrapHost(PsciHost, Protocol):
 
     def others_runnable(self, vcpu: Vcpu) -> bool:
         """True if another vCPU could use the rest of ``vcpu``'s slice."""
+
+    def guest_memory(self, ipa: int, length: int) -> bool:
+        """True if IPA [ipa, ipa + length) is guest RAM or shared memory (not a device)."""
 
 
 @dataclass(frozen=True)
@@ -183,23 +196,39 @@ class HypercallTrap:
                  result_count: int) -> tuple[int, ...] | None:
         """Ends the slice with a ``Forward`` for EL2; returns an error if a buffer is bad."""
         args = tuple(frame[first + i] if first + i < 8 else 0 for i in range(len(spec.inputs)))
-        names = [a.name for a in spec.inputs]
         data, out = b"", None
         for i, arg in enumerate(spec.inputs):
-            if arg.kind is ArgKind.BUF_IN or arg.kind is ArgKind.BUF_OUT:
-                size = args[names.index(arg.size_arg)] if arg.size_arg in names else 0
-                if size > MAX_BUFFER:
-                    return (int(Error.ARGUMENT_SIZE),)
-                if arg.kind is ArgKind.BUF_OUT:
+            match arg.kind:
+                case ArgKind.BUF_IN:
+                    size = _size_of(spec, args, arg)
+                    if size > MAX_BUFFER:
+                        continue  # ship nothing: EL2 answers ARGUMENT_SIZE
+                    read = (vcpu.regs.read_virt(args[i], size)
+                            if self._guest_buffer(vcpu, args[i], size, UC_PROT_READ) else None)
+                    if read is None:
+                        return _ADDR_INVALID
+                    data = read
+                case ArgKind.BUF_OUT:
+                    size = min(_size_of(spec, args, arg), MAX_BUFFER)
+                    if not self._guest_buffer(vcpu, args[i], size, UC_PROT_WRITE):
+                        return _ADDR_INVALID  # checked first: EL2 dequeues before it answers
                     out = (args[i], size)
-                    continue
-                read = vcpu.regs.read_virt(args[i], size)
-                if read is None:
-                    return (int(Error.ADDR_INVALID),)
-                data = read
         request = HvcRequest(vcpu.index, spec.number, args, data, result_count, out)
         vcpu.request_exit(Forward(request))
         return None
+
+    def _guest_buffer(self, vcpu: Vcpu, va: int, size: int, prot: int) -> bool:
+        """True if every byte of [va, va + size) maps (guest MMU) to RAM or shared memory."""
+        if va + size > 1 << 64:
+            return False
+        end = va + size
+        while va < end:
+            chunk = min(end, (va | (PAGE - 1)) + 1) - va
+            ipa = vcpu.regs.translate(va, prot)
+            if ipa is None or not self._host.guest_memory(ipa, chunk):
+                return False
+            va += chunk
+        return True
 
     def _on_exception(self, vcpu: Vcpu, intno: int) -> None:
         pc = vcpu.uc.reg_read(PC)
@@ -222,6 +251,14 @@ class HypercallTrap:
             case _:
                 what = f"unexpected exception {intno}"
         vcpu.request_exit(GuestFault(f"{what} on vcpu {vcpu.index}", pc))
+
+
+def _size_of(spec: HypercallSpec, args: tuple[int, ...], buffer: Arg) -> int:
+    """The value of the size argument that goes with ``buffer`` (0 if the row names none)."""
+    for i, arg in enumerate(spec.inputs):
+        if arg.name == buffer.size_arg:
+            return args[i]
+    return 0
 
 
 def _immediate(vcpu: Vcpu, pc: int) -> str:

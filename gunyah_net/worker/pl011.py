@@ -5,7 +5,8 @@ FIFO always reads empty (FR.TXFE=1, TXFF=0, BUSY=0). Received bytes wait in a bo
 (``rx_capacity`` bytes, default 64 KiB); bytes that do not fit are dropped, counted, logged and
 flag an overrun (RSR.OE, RIS.OE). Register accesses run on the vCPU thread inside Unicorn's MMIO
 callback and must return at once; ``receive`` runs on the event-loop thread. One lock guards the
-state; callbacks (``on_tx``, ``on_irq``) run after it is released.
+state; callbacks (``on_tx``, ``on_irq``) run after it is released (``on_irq`` under a second lock
+that keeps line changes in order).
 
 Interrupts follow the PL011 TRM with instantaneous transmission (as QEMU models it): TXRIS is set
 by every transmitted byte and cleared by ICR; RXRIS is a level (FIFO fill >= the IFLS trigger, or
@@ -51,6 +52,7 @@ class Pl011:
         """Called with the new line level whenever ``(RIS & IMSC) != 0`` changes."""
         self._name = name
         self._lock = threading.Lock()
+        self._line_lock = threading.Lock()
         self._rx = bytearray()
         self._rx_capacity = rx_capacity
         self.rx_dropped = 0
@@ -222,9 +224,12 @@ class Pl011:
         return self._ris & self._imsc
 
     def _update_line(self) -> None:
-        with self._lock:
-            level = self._masked() != 0
-            changed = level != self._line
-            self._line = level
-        if changed and self.on_irq is not None:
-            self.on_irq(level)
+        # One thread at a time computes and delivers the level, so two threads racing (guest MMIO
+        # and console input) cannot deliver their levels out of order and leave the line stale.
+        with self._line_lock:
+            with self._lock:
+                level = self._masked() != 0
+                changed = level != self._line
+                self._line = level
+            if changed and self.on_irq is not None:
+                self.on_irq(level)

@@ -11,7 +11,8 @@ from __future__ import annotations
 import ctypes
 from collections.abc import Sequence
 
-from unicorn import UC_HOOK_INTR, UC_PROT_EXEC, UC_PROT_READ, UC_PROT_WRITE, Uc
+from unicorn import (UC_HOOK_INSN, UC_HOOK_INTR, UC_PROT_EXEC, UC_PROT_READ, UC_PROT_WRITE,
+                     Uc)
 from unicorn import arm64_const as a64
 from unicorn.unicorn_py3 import unicorn as _ucmod
 
@@ -29,9 +30,20 @@ _LIB.uc_context_size.argtypes = (ctypes.c_void_p,)
 _LIB.uc_context_size.restype = ctypes.c_size_t
 _READ_BATCH = _LIB.uc_reg_read_batch
 _WRITE_BATCH = _LIB.uc_reg_write_batch
+_REG_READ = _LIB.uc_reg_read
+_REG_WRITE = _LIB.uc_reg_write
+_VMEM_TRANSLATE = _LIB.uc_vmem_translate
+_HOOK_ADD_INSN = _LIB["uc_hook_add"]
+"""A separate function object: UC_HOOK_INSN passes the instruction id as a variadic argument."""
+_HOOK_ADD_INSN.argtypes = (ctypes.c_void_p, ctypes.POINTER(ctypes.c_size_t), ctypes.c_int,
+                           ctypes.c_void_p, ctypes.c_void_p, _u64, _u64, ctypes.c_int)
 
 INTR_HOOK = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_uint32, ctypes.c_void_p)
 """C signature of a UC_HOOK_INTR callback: (uc handle, intno, user data)."""
+SYSREG_HOOK = ctypes.CFUNCTYPE(ctypes.c_uint32, ctypes.c_void_p, ctypes.c_uint32, ctypes.c_void_p,
+                               ctypes.c_void_p)
+"""C signature of an MRS/MSR UC_HOOK_INSN callback: (uc handle, Xt register id, pointer to
+``uc_arm64_cp_reg`` {u32 crn, crm, op0, op1, op2; u64 val}, user data) -> 1 to skip the insn."""
 
 X_REGS: tuple[int, ...] = tuple(a64.UC_ARM64_REG_X0 + i for i in range(29)) + (
     a64.UC_ARM64_REG_X29, a64.UC_ARM64_REG_X30)
@@ -63,6 +75,33 @@ class _Batch:
         self.ptrs = (ctypes.c_void_p * n)(*(base + 8 * i for i in range(n)))
 
 
+class _CpReg(ctypes.Structure):
+    """``uc_arm64_cp_reg``: a system register by encoding, and its value."""
+
+    _fields_ = (("crn", ctypes.c_uint32), ("crm", ctypes.c_uint32), ("op0", ctypes.c_uint32),
+                ("op1", ctypes.c_uint32), ("op2", ctypes.c_uint32), ("val", _u64))
+
+
+class RegisterBatch:
+    """A fixed register list read or written in one call, with preallocated arrays."""
+
+    def __init__(self, handle: ctypes.c_void_p, reg_ids: Sequence[int]) -> None:
+        self._h = handle
+        self._b = _Batch(reg_ids)
+
+    def read(self) -> ctypes.Array:
+        """Reads the registers; returns the value array (valid until the next call)."""
+        b = self._b
+        _READ_BATCH(self._h, b.ids, b.ptrs, b.count)
+        return b.values
+
+    def write(self, *values: int) -> None:
+        """Writes the registers, in list order (values truncated to 64 bits)."""
+        b = self._b
+        b.values[0:b.count] = [v & 0xFFFF_FFFF_FFFF_FFFF for v in values]
+        _WRITE_BATCH(self._h, b.ids, b.ptrs, b.count)
+
+
 class RegisterFile:
     """Batched access to one vCPU's registers; use only on the thread that runs this vCPU."""
 
@@ -76,6 +115,14 @@ class RegisterFile:
         self._insn = ctypes.c_uint32()
         self._insn_ref = ctypes.byref(self._insn)
         self._va = _u64()
+        self._pa = _u64()
+        self._pa_ref = ctypes.byref(self._pa)
+        self._one = _u64()
+        self._one_ref = ctypes.byref(self._one)
+        self._cp = _CpReg()
+        self._cp_ref = ctypes.byref(self._cp)
+        self._skip = _Batch((PC,))
+        self._mrs = _Batch((X_REGS[0], PC))
 
     @property
     def handle(self) -> ctypes.c_void_p:
@@ -113,6 +160,18 @@ class RegisterFile:
             b.values[i] = v & 0xFFFF_FFFF_FFFF_FFFF
         _WRITE_BATCH(self._h, b.ids, b.ptrs, b.count)
 
+    def batch(self, reg_ids: Sequence[int]) -> RegisterBatch:
+        """Returns a reusable batch for ``reg_ids`` (for paths that run often)."""
+        return RegisterBatch(self._h, reg_ids)
+
+    def write_cp(self, encoding: tuple[int, int, int, int, int], value: int) -> None:
+        """Writes the system register ``encoding`` = (crn, crm, op0, op1, op2) through
+        UC_ARM64_REG_CP_REG; such a write also makes the translator rebuild its EL flags."""
+        cp = self._cp
+        cp.crn, cp.crm, cp.op0, cp.op1, cp.op2 = encoding
+        cp.val = value & 0xFFFF_FFFF_FFFF_FFFF
+        _REG_WRITE(self._h, a64.UC_ARM64_REG_CP_REG, self._cp_ref)
+
     def read_insn(self, va: int) -> int | None:
         """Returns the instruction word at guest VA ``va`` (as fetched), or None if unmapped."""
         self._va.value = va
@@ -134,6 +193,29 @@ class RegisterFile:
         buf = ctypes.create_string_buffer(data, len(data))
         return _VMEM_WRITE(self._h, _u64(va), UC_PROT_WRITE, buf, len(data)) == 0
 
+    def translate(self, va: int, prot: int) -> int | None:
+        """Returns the IPA the guest MMU maps ``va`` to for an access of kind ``prot``, or None."""
+        self._va.value = va
+        if _VMEM_TRANSLATE(self._h, self._va, prot, self._pa_ref) != 0:
+            return None
+        return self._pa.value
+
+    def skip_insn(self, value_reg: int | None = None, value: int = 0) -> None:
+        """Completes a trapped instruction: PC += 4, and ``value_reg`` = ``value`` if given.
+
+        For MRS/MSR hooks (sysregs.py), where PC is exact and the hook returns 1.
+        """
+        _REG_READ(self._h, PC, self._one_ref)
+        if value_reg is None:
+            b = self._skip
+            b.values[0] = self._one.value + 4
+        else:
+            b = self._mrs
+            b.ids[0] = value_reg
+            b.values[0] = value & 0xFFFF_FFFF_FFFF_FFFF
+            b.values[1] = self._one.value + 4
+        _WRITE_BATCH(self._h, b.ids, b.ptrs, b.count)
+
     def dump(self) -> dict[str, int]:
         """Returns the registers of a guest-fault dump: x0-x30, sp, pc, pstate and EL1 state."""
         return dict(zip((n for n, _ in DUMP_REGS), self.read([r for _, r in DUMP_REGS])))
@@ -149,6 +231,17 @@ def add_raw_hook(uc: Uc, hook_type: int, callback: int, user_data: int | None = 
                               callback, user_data, 1, 0)
     if status != 0:
         raise RuntimeError(f"uc_hook_add(type {hook_type:#x}) failed with uc_err {status}")
+    return handle.value
+
+
+def add_sysreg_hook(uc: Uc, callback: ctypes._CFuncPtr, insn: int) -> int:
+    """Registers a raw ``SYSREG_HOOK`` for ``insn`` (``UC_ARM64_INS_MRS``/``MSR``); the caller
+    keeps the callback alive."""
+    handle = ctypes.c_size_t()
+    status = _HOOK_ADD_INSN(ctypes.c_void_p(uc._uch.value), ctypes.byref(handle), UC_HOOK_INSN,
+                            ctypes.cast(callback, ctypes.c_void_p).value, None, 1, 0, insn)
+    if status != 0:
+        raise RuntimeError(f"uc_hook_add(UC_HOOK_INSN {insn}) failed with uc_err {status}")
     return handle.value
 
 

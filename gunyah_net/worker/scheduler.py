@@ -16,6 +16,12 @@ until something is posted.
 Seams for the vGIC: ``before_slice(vcpu)`` runs before each ``emu_start`` (inject IRQ entry), and
 ``wakeup_pending(vcpu)`` is consulted when a vCPU executes WFI (a pending interrupt keeps it
 runnable, as a level-sensitive line does on hardware).
+
+Interrupt latency: ``wake(v)`` (the vGIC's kick) also marks v urgent, so v runs next instead of
+waiting for its round-robin turn. Fairness survives interrupt floods: a slice of the same vCPU
+that follows an early-ended one continues its *turn* (the kicker measures the time slice from
+the turn's start), and a vCPU whose turn the kicker ended is not preferred again until another
+vCPU has run, so a vCPU interrupted more often than once per time slice cannot starve the others.
 """
 
 from __future__ import annotations
@@ -51,6 +57,11 @@ class Scheduler:
         self._kicked = False
         self._next_sid = 0
         self._last = len(vcpus) - 1
+        self._urgent: set[int] = set()
+        self._turn: tuple[int, float] | None = None
+        """(vCPU index, start) of the running turn: consecutive slices of one vCPU."""
+        self._expired: int | None = None
+        """The vCPU whose turn the kicker ended last, until another vCPU runs."""
         self._kicker = Kicker(self, timeslice, f"{name}-kicker")
         self._thread = threading.Thread(target=self._main, name=f"{name}-vcpus", daemon=True)
         self.before_slice: Callable[[Vcpu], None] | None = None
@@ -74,8 +85,8 @@ class Scheduler:
             self._kick_locked()
 
     def wake(self, index: int) -> None:
-        """Wakes vCPU ``index`` if it is parked in WFI (any thread)."""
-        self.post(lambda: self._wake(self.vcpus[index]))
+        """Wakes vCPU ``index`` if it is parked in WFI and runs it next (any thread)."""
+        self.post(lambda: self._interrupt(self.vcpus[index]))
 
     def raise_event(self) -> None:
         """Wakes every vCPU parked in WFI (any thread): a wake event with no specific target."""
@@ -113,6 +124,8 @@ class Scheduler:
         with self._lock:
             if self._slice is not None and self._slice.sid == sid:
                 self._kick_locked()
+                self._turn = None
+                self._expired = self._slice.vcpu
 
     def _kick_locked(self) -> None:
         if self._running is not None:
@@ -122,6 +135,10 @@ class Scheduler:
     def _wake(self, vcpu: Vcpu) -> None:
         if vcpu.state is VcpuState.WFI:
             vcpu.state = VcpuState.RUNNABLE
+
+    def _interrupt(self, vcpu: Vcpu) -> None:
+        self._wake(vcpu)
+        self._urgent.add(vcpu.index)
 
     def _wake_all(self) -> None:
         for vcpu in self.vcpus:
@@ -157,10 +174,15 @@ class Scheduler:
         return True
 
     def _pick(self) -> Vcpu | None:
-        """Returns the next runnable vCPU after the one that ran last (round-robin)."""
+        """Returns the next runnable vCPU: an urgent one first, else round-robin after the last."""
         n = len(self.vcpus)
-        for step in range(1, n + 1):
-            vcpu = self.vcpus[(self._last + step) % n]
+        order = [self.vcpus[(self._last + step) % n] for step in range(1, n + 1)]
+        for vcpu in order:
+            if (vcpu.index in self._urgent and vcpu.state is VcpuState.RUNNABLE
+                    and vcpu.index != self._expired):
+                self._last = vcpu.index
+                return vcpu
+        for vcpu in order:
             if vcpu.state is VcpuState.RUNNABLE:
                 self._last = vcpu.index
                 return vcpu
@@ -169,6 +191,7 @@ class Scheduler:
     def _idle(self) -> None:
         self._kicker.set_periodic(False)
         with self._lock:
+            self._turn = None
             while not self._attention:
                 self._cond.wait()
 
@@ -181,9 +204,10 @@ class Scheduler:
                 self._last = (vcpu.index - 1) % len(self.vcpus)
                 return
             self._next_sid += 1
-            self._slice = Slice(self._next_sid, vcpu.index, time.monotonic())
+            self._slice = Slice(self._next_sid, vcpu.index, self._turn_start_locked(vcpu))
             self._running = vcpu
             self._kicked = False
+        self._urgent.discard(vcpu.index)
         try:
             outcome = vcpu.run()
         finally:
@@ -193,6 +217,14 @@ class Scheduler:
                 kicked = self._kicked
                 vcpu.preempt.disarm()
         self._handle(vcpu, outcome, kicked)
+
+    def _turn_start_locked(self, vcpu: Vcpu) -> float:
+        """Start of ``vcpu``'s turn: kept across its consecutive slices, else now."""
+        if self._turn is None or self._turn[0] != vcpu.index:
+            self._turn = (vcpu.index, time.monotonic())
+            if self._expired != vcpu.index:
+                self._expired = None
+        return self._turn[1]
 
     def _handle(self, vcpu: Vcpu, outcome: VcpuExit, kicked: bool) -> None:
         match outcome:

@@ -5,9 +5,15 @@ to console batches and to VM events handed over from the vCPU thread with
 ``call_soon_threadsafe``. It never polls, so the vCPU thread's Python hooks do not fight it for the
 GIL.
 
+Boot: the Welcome's resources (wire/resources.py) become the guest's /hypervisor and
+/reserved-memory DT nodes, the vGIC trigger modes of their virqs, and shared-memory mappings
+(shm.py). Hypercalls whose table handler is EL2 travel as Hvc/HvcReturn while the caller's vCPU
+waits (the VM's other vCPUs keep running); Virq frames drive the vGIC.
+
 Exit statuses: 0 after Stop, a reported VM exit (SYSTEM_OFF, guest fault, boot failure) or
 SIGTERM; 1 when the coordinator vanished (EOF, silence, unreachable); 2 when it rejected us;
-3 for a protocol violation or an internal error (the coordinator then shows "crashed").
+3 for a protocol violation (a bad resource in Welcome, an unexpected frame) or an internal error
+(the coordinator then shows "crashed").
 """
 
 from __future__ import annotations
@@ -17,17 +23,23 @@ import logging
 import os
 import traceback
 
+from gunyah_net.abi.identify import implemented_features
 from gunyah_net.abi.platform import RAM_BASE
 from gunyah_net.abi.rm import ExitType
-from gunyah_net.dt.vmtree import VmDtSpec, build_vm_dt
+from gunyah_net.dt.hypervisor import add_hypervisor_nodes
+from gunyah_net.dt.vmtree import VmDtSpec, vm_dtb, vm_tree
 from gunyah_net.wire.messages import (PROTOCOL_VERSION, ConsoleIn, ConsoleOut, Heartbeat, Hello,
-                                      Hvc, HvcReturn, Message, Reject, Stop, Virq, VmState, Welcome)
+                                      Hvc, HvcReturn, Message, MessageError, Reject, Stop, Virq,
+                                      VmState, Welcome)
+from gunyah_net.wire.resources import (DoorbellResource, MsgqueueResource, Resource, ShmResource,
+                                       from_wire)
 from gunyah_net.wire.transport import Link, LinkClosed
 
 from .console_out import ConsoleBatcher
 from .exits import HvcRequest
 from .loader import ImageError
 from .ram import GuestRam, RamError
+from .shm import ShmError, ShmRegion
 from .vm import Vm, VmEvent, VmExited, VmFailed, VmResetting, VmRunning, VmSpec
 
 log = logging.getLogger(__name__)
@@ -55,6 +67,7 @@ class WorkerSession:
         self._last_heard = self._loop.time()
         self._hvc_seq = 0
         self._hvc_waiting: dict[int, int] = {}
+        self._shm: list[ShmRegion] = []
 
     def finish(self, status: int, why: str) -> None:
         """Ends the session with ``status`` (first caller wins)."""
@@ -108,22 +121,44 @@ class WorkerSession:
                 raise _HandshakeFailed(EXIT_ERROR, f"expected Welcome, got {type(reply).__name__}")
 
     def _start_vm(self, welcome: Welcome) -> None:
-        """Maps RAM, builds the DTB, loads the image and starts the vCPUs (or reports why not)."""
+        """Maps RAM and shared memory, builds the DTB, loads the image and starts the vCPUs."""
+        try:
+            resources = [from_wire(entry) for entry in welcome.resources]
+        except MessageError as exc:
+            log.error("%s: bad resource in Welcome: %s", self._name, exc)
+            self.finish(EXIT_ERROR, f"protocol violation: bad resource: {exc}")
+            return
         self._console = ConsoleBatcher(self._loop, self._send_console)
         try:
-            ram = GuestRam.open_file(welcome.ram_path, RAM_BASE, welcome.memory)
-            dtb = build_vm_dt(VmDtSpec(welcome.name, welcome.vcpus, RAM_BASE, welcome.memory,
-                                       welcome.bootargs))
-            vm = Vm(VmSpec(welcome.name, welcome.vcpus, welcome.image, dtb), ram,
-                    self._vm_event_threadsafe, self._console.write)
+            vm = self._build_vm(welcome, resources)
             vm.boot()
-        except (RamError, ImageError, ValueError) as exc:  # ValueError: VmDtSpec, FdtError
+        except (RamError, ShmError, ImageError, ValueError) as exc:  # ValueError: VmDtSpec, Fdt
             self._send(VmState("exited", int(ExitType.SOFTWARE_ERROR), f"boot failed: {exc}"))
             self.finish(EXIT_OK, f"boot failed: {exc}")
             return
         vm.forward = self._forward_threadsafe
         self._vm = vm
         vm.start()
+
+    def _build_vm(self, welcome: Welcome, resources: list[Resource]) -> Vm:
+        """The VM with its RAM, DT (/hypervisor nodes from ``resources``), shm and virq modes."""
+        ram = GuestRam.open_file(welcome.ram_path, RAM_BASE, welcome.memory)
+        root = vm_tree(VmDtSpec(welcome.name, welcome.vcpus, RAM_BASE, welcome.memory,
+                                welcome.bootargs))
+        add_hypervisor_nodes(root, vmid=welcome.vmid, name=welcome.name, resources=resources)
+        for resource in resources:
+            if isinstance(resource, ShmResource):
+                self._shm.append(ShmRegion.open(resource))  # mapped for the process lifetime
+        spec = VmSpec(welcome.name, welcome.vcpus, welcome.image, vm_dtb(root),
+                      api_flags0=int(implemented_features()))
+        vm = Vm(spec, ram, self._vm_event_threadsafe, self._console.write, shm=tuple(self._shm))
+        for resource in resources:
+            match resource:
+                case DoorbellResource(virq=int(virq), edge=edge):
+                    vm.interrupts.configure_virq(virq, edge)
+                case MsgqueueResource(virq=int(virq), edge=edge):
+                    vm.interrupts.configure_virq(virq, edge)
+        return vm
 
     def _vm_event_threadsafe(self, event: VmEvent) -> None:
         self._loop.call_soon_threadsafe(self._on_vm_event, event)
@@ -167,7 +202,8 @@ class WorkerSession:
             case HvcReturn(seq=seq, regs=regs, data=data):
                 self._hvc_return(seq, regs, data)
             case Virq(virq=virq, asserted=asserted):
-                log.debug("%s: Virq %d=%s ignored (no vGIC yet)", self._name, virq, asserted)
+                if self._vm is not None:
+                    self._vm.set_virq(virq, asserted)
             case _:
                 log.error("%s: unexpected %s from the coordinator", self._name,
                           type(message).__name__)

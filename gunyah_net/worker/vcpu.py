@@ -1,12 +1,12 @@
 """One virtual CPU: a Unicorn AArch64 engine whose guest runs at EL1 while Python plays EL2.
 
 Each vCPU owns one ``Uc`` (Cortex-A72, 4 KiB pages, a small TCG buffer) that maps the VM's shared
-RAM with ``mem_map_ptr`` and the VM's MMIO devices with ``mmio_map``. Its EL3/EL2 controls are set
-once so that EL1 is non-secure with EL2 present: SCR_EL3 = NS|HCE|RW (0x501) makes HVC trap
-(intno 11) and makes MPIDR_EL1 reads return VMPIDR_EL2, which carries Aff0 = vCPU index (measured:
-with NS=0 MPIDR_EL1 always reads 0x80000000); HCR_EL2.RW keeps EL1 AArch64 and CNTHCTL_EL2 lets EL1
-read the physical counter. That state is saved once as the pristine context that power-on and
-reset restore.
+RAM and shared-memory regions with ``mem_map_ptr`` and the VM's MMIO devices (PL011, GICD, GICRs)
+with ``mmio_map``. Its EL3/EL2 controls are set once so that EL1 is non-secure with EL2 present:
+SCR_EL3 = NS|HCE|RW (0x501) makes HVC trap (intno 11) and makes MPIDR_EL1 reads return
+VMPIDR_EL2, which carries Aff0 = vCPU index (measured: with NS=0 MPIDR_EL1 always reads
+0x80000000); HCR_EL2.RW keeps EL1 AArch64 and CNTHCTL_EL2 lets EL1 read the physical counter.
+That state is saved once as the pristine context that power-on and reset restore.
 
 ``run`` executes one slice from ``pc`` until a kick (``preempt`` armed by another thread), a WFI, a
 trap that called ``request_exit``, or an error, and says which with a ``VcpuExit``. Nothing ever
@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
+from typing import Protocol
 
 from unicorn import (UC_ARCH_ARM64, UC_ERR_FETCH_UNMAPPED, UC_ERR_READ_UNMAPPED,
                      UC_ERR_WRITE_UNMAPPED, UC_HOOK_INSN, UC_HOOK_MEM_FETCH_UNMAPPED,
@@ -76,14 +77,24 @@ class MmioDevice:
     """(offset, size, value)."""
 
 
+class HostMemory(Protocol):
+    """Guest memory backed by a host mapping: IPA [base, base + size) at host ``host_address``."""
+
+    base: int
+    size: int
+    host_address: int
+
+
 class Vcpu:
     """One vCPU's engine, registers and scheduling state."""
 
     def __init__(self, index: int, ram: GuestRam, devices: tuple[MmioDevice, ...] = (),
-                 tcg_buffer_size: int = TCG_BUFFER_SIZE) -> None:
+                 tcg_buffer_size: int = TCG_BUFFER_SIZE,
+                 memory: tuple[HostMemory, ...] = ()) -> None:
         self.index = index
         self.uc = _new_engine(tcg_buffer_size)
-        self.uc.mem_map_ptr(ram.base, ram.size, UC_PROT_ALL, ram.host_address)
+        for region in (ram, *memory):  # zero-copy: every vCPU maps the same host pages
+            self.uc.mem_map_ptr(region.base, region.size, UC_PROT_ALL, region.host_address)
         for dev in devices:
             self.uc.mmio_map(dev.base, dev.size, self._mmio_read(dev), None,
                              self._mmio_write(dev), None)
@@ -121,6 +132,12 @@ class Vcpu:
 
     def end_slice_soon(self) -> None:
         """Ends the current slice before the next translation block (safe from any hook)."""
+        self.preempt.arm()
+
+    def fail_soon(self, error: BaseException) -> None:
+        """Ends the slice with ``InternalError(error)`` at the next block (safe from any hook)."""
+        if self._exit is None:
+            self._exit = InternalError(error)
         self.preempt.arm()
 
     def hook_sysreg(self, insn: int, callback: SysregHook) -> int:

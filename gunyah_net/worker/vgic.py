@@ -110,6 +110,17 @@ class VGic:
             self.table.irq(None, intid).latch = True
             self.table.sync(None, intid)
 
+    def withdraw(self, intid: int) -> None:
+        """Withdraws SPI ``intid``'s latched pending state, as a write to GICD_ICPENDR does.
+
+        An interrupt the guest has already acknowledged stays active; a level line still held
+        high keeps it pending.
+        """
+        self._check_spi(intid)
+        with self.mutation():
+            self.table.irq(None, intid).latch = False
+            self.table.sync(None, intid)
+
     def set_ppi(self, vcpu: int, intid: int, high: bool) -> None:
         """Drives PPI ``intid`` (16..31) of ``vcpu``, e.g. the virtual timer's PPI 27."""
         self._check_vcpu(vcpu)

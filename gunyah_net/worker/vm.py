@@ -6,12 +6,17 @@ X0 = DTB address), runs every vCPU on one thread (``Scheduler``) and turns what 
 guest fault, the last CPU_OFF) and ``VmFailed`` (a gunyah-net bug). ``on_event`` is called on the
 vCPU thread; the receiver hands the event to its own thread.
 
-Reset (PSCI SYSTEM_RESET) happens on the vCPU thread: every vCPU off, RAM zeroed, image and DTB
-reloaded, translations flushed, UART reset, boot vCPU on.
+Interrupts (interrupts.py): the vGIC's GICD/GICR frames are mapped in every vCPU, ICC_* and
+CNTV_* are trapped, the PL011 drives SPI 33, coordinator Virqs arrive through ``set_virq``, and a
+pending IRQ is entered at the next slice boundary. Shared-memory regions (``shm``) are mapped at
+their IPAs in every vCPU next to RAM; hypercall buffers may live in either.
+
+Reset (PSCI SYSTEM_RESET) happens on the vCPU thread: every vCPU off, RAM zeroed (shared memory is
+not), image and DTB reloaded, translations flushed, UART, vGIC and timers reset, boot vCPU on.
 
 Thread-safe entry points for other threads: ``stop``, ``raise_event``, ``wake``, ``console_input``,
-``complete_hvc`` and ``post``. Everything else belongs to the vCPU thread (or to the caller before
-``start``).
+``set_virq``, ``complete_hvc`` and ``post``. Everything else belongs to the vCPU thread (or to the
+caller before ``start``).
 """
 
 from __future__ import annotations
@@ -23,17 +28,20 @@ from dataclasses import dataclass, field
 from gunyah_net.abi import hypercalls
 from gunyah_net.abi.errors import Error
 from gunyah_net.abi.hypercalls import HypercallSpec
-from gunyah_net.abi.platform import DTB_REGION_SIZE, UART_BASE, UART_SIZE, dtb_address
+from gunyah_net.abi.platform import (DTB_REGION_SIZE, GICD_BASE, GICD_SIZE, GICR_BASE,
+                                     GICR_STRIDE, UART_BASE, UART_INTID, UART_SIZE, dtb_address)
 from gunyah_net.abi.rm import ExitType
 from gunyah_net.abi.smccc import PsciStatus
 
 from .exits import (CpuOff, Forward, GuestFault, HvcRequest, InternalError, SystemOff,
                     SystemReset, VcpuExit)
 from .hvc import HypercallTrap
+from .interrupts import VmInterrupts
 from .loader import ImageError, LoadedImage, load_elf
 from .pl011 import Pl011
 from .ram import GuestRam
 from .scheduler import TIMESLICE, Scheduler
+from .shm import ShmRegion, check_layout
 from .vcpu import MmioDevice, Vcpu, VcpuState, format_dump
 
 log = logging.getLogger(__name__)
@@ -85,27 +93,36 @@ class Vm:
     """One VM's runtime; ``boot`` then ``start``, and ``stop`` + ``join`` + ``close`` at the end.
 
     ``lookup`` is the hypercall table the trap decodes against (tests substitute rows);
-    ``devices`` are MMIO devices mapped in every vCPU besides the PL011 (the vGIC's frames).
+    ``devices`` are MMIO devices mapped in every vCPU besides the PL011 and the vGIC; ``shm`` are
+    the VM's shared-memory regions (the caller keeps them mapped; ``ShmError`` if misplaced).
     """
 
     def __init__(self, spec: VmSpec, ram: GuestRam, on_event: Callable[[VmEvent], None],
                  on_console: Callable[[bytes], None],
                  lookup: Callable[[int], HypercallSpec | None] = hypercalls.lookup,
-                 devices: tuple[MmioDevice, ...] = ()) -> None:
+                 devices: tuple[MmioDevice, ...] = (), shm: tuple[ShmRegion, ...] = ()) -> None:
         if len(spec.dtb) > DTB_REGION_SIZE:
             raise ImageError(f"DTB of {len(spec.dtb)} bytes exceeds the {DTB_REGION_SIZE}-byte "
                              "DTB region")
+        check_layout([region.resource for region in shm], _fixed_layout(ram, spec.vcpus))
         self.spec = spec
         self.ram = ram
+        self.shm = shm
         self._on_event = on_event
+        self.interrupts = VmInterrupts(spec.vcpus, spec.name, self.wake)
         self.uart = Pl011(on_console, name=f"{spec.name}.uart")
+        self.uart.on_irq = lambda high: self.interrupts.set_spi_line(UART_INTID, high)
         uart = MmioDevice(UART_BASE, UART_SIZE, self.uart.mmio_read, self.uart.mmio_write)
-        self.vcpus = [Vcpu(i, ram, (uart, *devices)) for i in range(spec.vcpus)]
+        frames = (uart, *self.interrupts.devices(), *devices)
+        self.vcpus = [Vcpu(i, ram, frames, memory=shm) for i in range(spec.vcpus)]
         self.trap = HypercallTrap(self, spec.api_flags0, lookup)
         for vcpu in self.vcpus:
             self.trap.install(vcpu)
+            self.interrupts.install(vcpu)
         self.scheduler = Scheduler(self.vcpus, self._on_exit, spec.name, spec.timeslice)
         self.scheduler.on_finished = self._on_finished
+        self.scheduler.before_slice = self.interrupts.before_slice
+        self.scheduler.wakeup_pending = self.interrupts.wakeup_pending
         self.forward: Callable[[HvcRequest], None] | None = None
         """Sends a hypercall to EL2 (vCPU thread); the answer must come back via complete_hvc."""
         self._pending: dict[int, HvcRequest] = {}
@@ -141,7 +158,9 @@ class Vm:
         return self.scheduler.join(timeout)
 
     def close(self) -> None:
-        """Releases every vCPU engine (after ``join``); RAM stays mapped for the caller to close."""
+        """Releases every vCPU engine and the timer thread (after ``join``); RAM and shared
+        memory stay mapped for the caller to close."""
+        self.interrupts.close()
         for vcpu in self.vcpus:
             vcpu.close()
 
@@ -154,8 +173,12 @@ class Vm:
         self.scheduler.raise_event()
 
     def wake(self, index: int) -> None:
-        """Wakes vCPU ``index`` if it is parked in WFI (any thread)."""
+        """Wakes vCPU ``index`` if it is parked in WFI and runs it next (any thread)."""
         self.scheduler.wake(index)
+
+    def set_virq(self, virq: int, asserted: bool) -> None:
+        """Applies a coordinator Virq to the vGIC (any thread; a bad INTID is logged)."""
+        self.interrupts.set_virq(virq, asserted)
 
     def console_input(self, data: bytes) -> int:
         """Feeds console input to the UART and wakes the vCPUs; returns the bytes accepted."""
@@ -197,6 +220,10 @@ class Vm:
         """True if another vCPU is runnable."""
         return self.scheduler.others_runnable(vcpu)
 
+    def guest_memory(self, ipa: int, length: int) -> bool:
+        """True if IPA [ipa, ipa + length) is RAM or lies inside one shared-memory region."""
+        return self.ram.contains(ipa, length) or any(r.contains(ipa, length) for r in self.shm)
+
     # --- vCPU exits (vCPU thread) ---
 
     def _on_exit(self, vcpu: Vcpu, outcome: VcpuExit) -> None:
@@ -228,6 +255,7 @@ class Vm:
         self._on_event(VmResetting(reason))
         self._pending.clear()
         self.uart.reset()
+        self.interrupts.reset()
         self.boot()
         self._on_event(VmRunning())
 
@@ -257,3 +285,10 @@ class Vm:
     def _on_finished(self, error: BaseException | None) -> None:
         if error is not None:
             self._on_event(VmFailed(error))
+
+
+def _fixed_layout(ram: GuestRam, vcpus: int) -> list[tuple[str, int, int]]:
+    """(what, base, size) of RAM and the device frames, which shared memory must not overlap."""
+    return [("RAM", ram.base, ram.size), ("the UART", UART_BASE, UART_SIZE),
+            ("the GIC distributor", GICD_BASE, GICD_SIZE),
+            ("the GIC redistributors", GICR_BASE, vcpus * GICR_STRIDE)]
