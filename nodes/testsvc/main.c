@@ -5,7 +5,7 @@
  * "svc <name>: start" first; see nodes/README.md for what each does and
  * prints. Unknown service: "svc <name>: unknown", then SYSTEM_OFF.
  */
-#include <gn/sdk.h>
+#include "svc.h"
 
 /* See bench.S. */
 uint64_t gn_bench_alu(uint64_t n);
@@ -17,7 +17,7 @@ uint64_t gn_bench_alu(uint64_t n);
 
 struct service {
     const char *name;
-    void (*run)(const char *args);
+    svc_fn *run;
 };
 
 static void print_regs(const char *what, uint64_t x0, uint64_t x1, uint64_t x2, uint64_t x3)
@@ -30,8 +30,9 @@ static void print_result(const char *what, gn_regs r)
     print_regs(what, r.x[0], r.x[1], r.x[2], r.x[3]);
 }
 
-static void run_hvc_probe(const char *args)
+static void run_hvc_probe(const gn_dt *dt, const char *args)
 {
+    (void)dt;
     (void)args;
     struct gn_hyp_identity id = gunyah_hypervisor_identify();
     print_regs("identify", id.api_info, id.api_flags0, id.api_flags1, id.api_flags2);
@@ -45,46 +46,51 @@ static void run_hvc_probe(const char *args)
     gn_printf("svc hvc-probe: done\n");
 }
 
-static void run_fault_undef(const char *args)
+static void run_fault_undef(const gn_dt *dt, const char *args)
 {
+    (void)dt;
     (void)args;
     __asm__ volatile(".word 0x00000000" ::: "memory"); /* udf #0 */
     gn_printf("svc fault-undef: survived\n");
 }
 
-static void run_fault_unmapped(const char *args)
+static void run_fault_unmapped(const gn_dt *dt, const char *args)
 {
+    (void)dt;
     (void)args;
     uint32_t v = gn_mmio_read32(UNMAPPED_ADDRESS);
     gn_printf("svc fault-unmapped: survived, read %08x\n", v);
 }
 
-static void run_reset(const char *args)
+static void run_reset(const gn_dt *dt, const char *args)
 {
+    (void)dt;
     (void)args;
     gn_printf("svc reset: boot\n");
     gn_psci_system_reset();
 }
 
-static void run_off(const char *args)
+static void run_off(const gn_dt *dt, const char *args)
 {
+    (void)dt;
     (void)args;
 }
 
-static void run_spin(const char *args)
+static void run_spin(const gn_dt *dt, const char *args)
 {
+    (void)dt;
     (void)args;
     __asm__ volatile("1:\tadd x9, x9, #1\n\tb 1b" ::: "x9");
 }
 
-static void run_echo(const char *args)
+static void run_echo(const gn_dt *dt, const char *args)
 {
+    (void)dt;
     (void)args;
     gn_console_echo_loop();
 }
 
-/* Reads n=<decimal> for service `name`; prints why on failure. */
-static bool iterations(const char *args, const char *name, uint64_t *n)
+bool svc_iterations(const char *args, const char *name, uint64_t *n)
 {
     if (gn_bootargs_get_u64(args, "n", n))
         return true;
@@ -92,19 +98,21 @@ static bool iterations(const char *args, const char *name, uint64_t *n)
     return false;
 }
 
-static void run_bench_alu(const char *args)
+static void run_bench_alu(const gn_dt *dt, const char *args)
 {
+    (void)dt;
     uint64_t n;
-    if (!iterations(args, "bench-alu", &n))
+    if (!svc_iterations(args, "bench-alu", &n))
         return;
     gn_bench_alu(n);
     gn_printf("bench-alu: done\n");
 }
 
-static void run_bench_hvc(const char *args)
+static void run_bench_hvc(const gn_dt *dt, const char *args)
 {
+    (void)dt;
     uint64_t n;
-    if (!iterations(args, "bench-hvc", &n))
+    if (!svc_iterations(args, "bench-hvc", &n))
         return;
     for (uint64_t i = 0; i < n; i++)
         gunyah_hypervisor_identify();
@@ -121,6 +129,17 @@ static const struct service services[] = {
     {"echo", run_echo},
     {"bench-alu", run_bench_alu},
     {"bench-hvc", run_bench_hvc},
+    {"ipc-echo", svc_ipc_echo},
+    {"mq-ping", svc_mq_ping},
+    {"db-ping", svc_db_ping},
+    {"db-pong", svc_db_pong},
+    {"mq-fill", svc_mq_fill},
+    {"mq-drain", svc_mq_drain},
+    {"mq-stream", svc_mq_stream},
+    {"mq-sink", svc_mq_sink},
+    {"db-flags", svc_db_flags},
+    {"db-proxy", svc_db_proxy},
+    {"bad-cap", svc_bad_cap},
 };
 
 static const struct service *find_service(gn_str name)
@@ -153,6 +172,6 @@ int main(const void *dtb)
         gn_psci_system_off();
     }
     gn_printf("svc %s: start\n", svc->name);
-    svc->run(args);
+    svc->run(&dt, args);
     gn_psci_system_off();
 }

@@ -6,6 +6,10 @@
   the host with the same zig cc, give the right answers and never read
   outside a malformed DTB (checked with a guard page, in a subprocess so a
   stray read fails one test instead of killing the run).
+- The SDK's Gunyah resource lookup finds, by label, exactly what the worker
+  writes into a VM's device tree (the real generator builds the DTB).
+- The SDK's shared-memory ring keeps records in order, reports full, empty,
+  oversized and corrupt states, and loses nothing between two threads.
 """
 
 from __future__ import annotations
@@ -18,18 +22,34 @@ import random
 import struct
 import subprocess
 import sys
+import threading
+from collections import deque
 from pathlib import Path
 
 import pytest
 from elftools.elf.constants import P_FLAGS
 from elftools.elf.elffile import ELFFile
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from gunyah_net.dt.fdt import Node
+from gunyah_net.dt.hypervisor import add_hypervisor_nodes
+from gunyah_net.dt.vmtree import VmDtSpec, vm_dtb, vm_tree
+from gunyah_net.wire.resources import DoorbellResource, MsgqueueResource, ShmResource
 
 ROOT = Path(__file__).resolve().parents[2]
 NODES = ROOT / "nodes"
 IMAGES = sorted((NODES / "images").glob("*.elf"))
 RAM_BASE = 0x8000_0000
 IMAGE_WINDOW = 1 << 20
-HOST_SDK_SOURCES = ("dt.c", "dt_props.c", "string.c", "bootargs.c", "format.c")
+HOST_SDK_SOURCES = (
+    "dt.c", "dt_props.c", "string.c", "bootargs.c", "format.c", "hyp_dt.c", "ring.c",
+)  # fmt: skip
+EXAMPLE_IMAGES = {
+    "hello.elf", "smp.elf", "testsvc.elf", "pingpong.elf", "msgq-echo.elf", "shm-ring.elf",
+    "relay.elf",
+}  # fmt: skip
+DT_ERR_NOT_FOUND, DT_ERR_BAD_VALUE = -6, -8
 
 needs_zig = pytest.mark.skipif(
     importlib.util.find_spec("ziglang") is None,
@@ -38,7 +58,7 @@ needs_zig = pytest.mark.skipif(
 
 
 def test_every_example_node_has_a_committed_image() -> None:
-    assert {"hello.elf", "smp.elf", "testsvc.elf"} <= {p.name for p in IMAGES}
+    assert EXAMPLE_IMAGES <= {p.name for p in IMAGES}
 
 
 @needs_zig
@@ -143,6 +163,33 @@ def sample_dtb(
     )
 
 
+def hypervisor_dtb(strings_first: bool = False) -> bytes:
+    """A small DTB with /hypervisor caps and /reserved-memory regions, written by hand."""
+    doorbell = ("doorbell@5", [
+        ("compatible", b"qcom,gunyah-doorbell\0qcom,gunyah-capability\0"),
+        ("reg", cells(0, 5)), ("interrupts", cells(0, 928, 1)), ("label", cells(1)),
+    ], [])  # fmt: skip
+    queue = ("message-queue-rx@6", [
+        ("compatible", b"qcom,gunyah-message-queue\0qcom,gunyah-capability\0"),
+        ("reg", cells(0, 6)), ("is-receiver", b""), ("tx_message_size", cells(240)),
+        ("tx_queue_depth", cells(8)), ("interrupts", cells(0, 929, 1)), ("qcom,label", cells(2)),
+    ], [])  # fmt: skip
+    source = ("doorbell-source@7", [
+        ("compatible", b"qcom,gunyah-doorbell-source\0qcom,gunyah-capability\0"),
+        ("reg", cells(0, 7)), ("label", cells(3)),
+    ], [])  # fmt: skip
+    vm = ("qcom,gunyah-vm", [("qcom,vmid", cells(0x81))], [])
+    shm = ("shm@40000000", [("reg", cells(0, 0x4000_0000, 0, 0x1_0000)), ("label", cells(1))], [])
+    return fdt(
+        ("", [("#address-cells", cells(2)), ("#size-cells", cells(2))], [
+            ("hypervisor", [("#address-cells", cells(2)), ("#size-cells", cells(0))],
+             [vm, doorbell, queue, source]),
+            ("reserved-memory", [("#address-cells", cells(2)), ("#size-cells", cells(2))], [shm]),
+        ]),
+        strings_first,
+    )  # fmt: skip
+
+
 class GnDt(ctypes.Structure):
     _fields_ = [("blob", ctypes.c_void_p)] + [
         (name, ctypes.c_uint32)
@@ -150,10 +197,52 @@ class GnDt(ctypes.Structure):
     ]
 
 
+class HypCap(ctypes.Structure):
+    """gn_hyp_cap (gn/hyp_dt.h)."""
+
+    _fields_ = [
+        ("kind", ctypes.c_int),
+        ("cap", ctypes.c_uint64),
+        ("label", ctypes.c_uint32),
+        ("intid", ctypes.c_uint32),
+        ("edge", ctypes.c_bool),
+        ("peer_vmid", ctypes.c_uint32),
+        ("message_size", ctypes.c_uint32),
+        ("queue_depth", ctypes.c_uint32),
+    ]
+
+
+class ShmRegion(ctypes.Structure):
+    """gn_shm_region (gn/hyp_dt.h)."""
+
+    _fields_ = [("label", ctypes.c_uint32), ("ipa", ctypes.c_uint64), ("size", ctypes.c_uint64)]
+
+
+class GnRing(ctypes.Structure):
+    """gn_ring (gn/ring.h)."""
+
+    _fields_ = [
+        ("base", ctypes.c_void_p),
+        ("slot0", ctypes.c_void_p),
+        ("slot_size", ctypes.c_uint32),
+        ("slots", ctypes.c_uint32),
+    ]
+
+
 def load_sdk(path: str) -> ctypes.CDLL:
     lib = ctypes.CDLL(path)
     lib.gn_dt_bootargs.restype = ctypes.c_char_p
     lib.gn_dt_strerror.restype = ctypes.c_char_p
+    lib.gn_hyp_kind_name.restype = ctypes.c_char_p
+    lib.gn_ring_strerror.restype = ctypes.c_char_p
+    lib.gn_ring_count.restype = ctypes.c_uint64
+    lib.gn_ring_max_record.restype = ctypes.c_uint32
+    lib.gn_ring_take_space_request.restype = ctypes.c_bool
+    lib.gn_ring_init.argtypes = (ctypes.c_void_p, ctypes.c_void_p, ctypes.c_uint64,
+                                 ctypes.c_uint32)
+    lib.gn_ring_produce.argtypes = (ctypes.c_void_p, ctypes.c_char_p, ctypes.c_uint32)
+    lib.gn_ring_consume.argtypes = (ctypes.c_void_p, ctypes.c_void_p, ctypes.c_uint32,
+                                    ctypes.c_void_p)
     return lib
 
 
@@ -252,14 +341,13 @@ def guarded_copy(data: bytes) -> tuple[mmap.mmap, int]:
     return region, base + guard - len(data)
 
 
-def mutated_dtbs(seed: int, count: int):
+def mutated_dtbs(seed: int, count: int, base: bytes):
     """Yields DTBs with corrupted words or bytes, or a structure block cut short.
 
-    The structure block comes last and totalsize equals the blob's length, so
-    any read past a truncated or lying token hits the guard page.
+    The structure block of base must come last and totalsize equal the blob's
+    length, so any read past a truncated or lying token hits the guard page.
     """
     rng = random.Random(seed)
-    base = sample_dtb(strings_first=True)
     off_struct = struct.unpack_from(">I", base, 8)[0]
     interesting = (0, 1, 2, 3, 4, 5, 8, 9, 0x7FFFFFFF, 0xFFFFFFFF, len(base), len(base) - 4)
     for _ in range(count):
@@ -289,21 +377,32 @@ def exercise(lib: ctypes.CDLL, address: int) -> None:
     lib.gn_dt_memory(ref, ctypes.byref(out), ctypes.byref(out))
     node = lib.gn_dt_find_node(ref, b"/cpus/cpu@1")
     lib.gn_dt_prop_u64(ref, node, b"reg", ctypes.byref(out))
+    cap, shm, vmid = HypCap(), ShmRegion(), ctypes.c_uint32()
+    for kind in range(4):
+        for label in (1, 2, 3):
+            lib.gn_hyp_find(ref, kind, label, ctypes.byref(cap))
+    lib.gn_shm_find(ref, 1, ctypes.byref(shm))
+    lib.gn_hyp_vmid(ref, ctypes.byref(vmid))
 
 
-def fuzz_dt_reader(lib_path: str, seed: int, count: int) -> None:
+FUZZ_BASES = {"platform": lambda: sample_dtb(strings_first=True),
+              "hypervisor": lambda: hypervisor_dtb(strings_first=True)}  # fmt: skip
+
+
+def fuzz_dt_reader(lib_path: str, seed: int, count: int, base: str) -> None:
     """Feeds mutated DTBs, each against a guard page; a stray read kills the process."""
     lib = load_sdk(lib_path)
-    for data in mutated_dtbs(seed, count):
+    for data in mutated_dtbs(seed, count, FUZZ_BASES[base]()):
         region, address = guarded_copy(data)
         exercise(lib, address)
         region.close()
 
 
 @needs_zig
-def test_dt_reader_never_reads_outside_a_malformed_dtb(sdk_path: str) -> None:
+@pytest.mark.parametrize("base", sorted(FUZZ_BASES))
+def test_dt_reader_never_reads_outside_a_malformed_dtb(sdk_path: str, base: str) -> None:
     done = subprocess.run(
-        [sys.executable, __file__, sdk_path, "7", "3000"],
+        [sys.executable, __file__, sdk_path, "7", "3000", base],
         capture_output=True,
         text=True,
         timeout=300,
@@ -353,5 +452,325 @@ def test_bootargs_flags_and_values(sdk: ctypes.CDLL) -> None:
     assert not sdk.gn_bootargs_get_u64(line, b"missing", ctypes.byref(n))
 
 
+# --- Gunyah resources in the DT (gn/hyp_dt.h) -------------------------------------------
+
+GN_HYP_DOORBELL, GN_HYP_DOORBELL_SOURCE, GN_HYP_MSGQUEUE_TX, GN_HYP_MSGQUEUE_RX = range(4)
+
+WORKER_RESOURCES = (
+    DoorbellResource("doorbell", cap=0x81_0001, label=3, peer=0x80, virq=960, edge=False),
+    DoorbellResource("doorbell", cap=0x81_0002, label=7, peer=0x82, virq=1019, edge=True),
+    DoorbellResource("doorbell-source", cap=0x81_0003, label=4, peer=0x80),
+    MsgqueueResource("msgqueue-tx", cap=0x81_0004, label=1, peer=0x80, depth=16,
+                     message_size=240, virq=961),
+    MsgqueueResource("msgqueue-rx", cap=0x81_0005, label=2, peer=0x80, depth=256,
+                     message_size=1024, virq=962),
+    ShmResource(label=1, name="ring", ipa=0x4000_0000, size=0x1_0000, path="/dev/null",
+                peers=(0x80, 0x81)),
+    ShmResource(label=9, name="big", ipa=0x4100_0000, size=0x100_0000, path="/dev/null",
+                peers=(0x81, 0x82)),
+)  # fmt: skip
+
+
+def worker_dtb() -> bytes:
+    """The DTB the worker gives VM 0x81 with WORKER_RESOURCES (the real generator)."""
+    root = vm_tree(VmDtSpec("beta", 1, RAM_BASE, 16 << 20, "vm=beta"))
+    add_hypervisor_nodes(root, vmid=0x81, name="beta", resources=WORKER_RESOURCES)
+    return vm_dtb(root)
+
+
+def find_cap(lib: ctypes.CDLL, blob: Blob, kind: int, label: int) -> tuple[int, HypCap]:
+    cap = HypCap()
+    return lib.gn_hyp_find(ctypes.byref(blob.dt), kind, label, ctypes.byref(cap)), cap
+
+
+def cap_fields(cap: HypCap) -> tuple:
+    return (cap.kind, cap.cap, cap.label, cap.intid, cap.edge, cap.peer_vmid, cap.message_size,
+            cap.queue_depth)  # fmt: skip
+
+
+@needs_zig
+@pytest.mark.parametrize(
+    ("kind", "label", "expected"),
+    [
+        (GN_HYP_DOORBELL, 3, (GN_HYP_DOORBELL, 0x81_0001, 3, 960, False, 0x80, 0, 0)),
+        (GN_HYP_DOORBELL, 7, (GN_HYP_DOORBELL, 0x81_0002, 7, 1019, True, 0x82, 0, 0)),
+        (GN_HYP_DOORBELL_SOURCE, 4, (GN_HYP_DOORBELL_SOURCE, 0x81_0003, 4, 0, False, 0x80, 0, 0)),
+        (GN_HYP_MSGQUEUE_TX, 1, (GN_HYP_MSGQUEUE_TX, 0x81_0004, 1, 961, True, 0x80, 240, 16)),
+        (GN_HYP_MSGQUEUE_RX, 2, (GN_HYP_MSGQUEUE_RX, 0x81_0005, 2, 962, True, 0x80, 1024, 256)),
+    ],
+)
+def test_hyp_dt_finds_each_cap_the_worker_describes(
+    sdk: ctypes.CDLL, kind: int, label: int, expected: tuple
+) -> None:
+    blob = Blob(worker_dtb())
+    assert blob.init(sdk) == 0
+    err, cap = find_cap(sdk, blob, kind, label)
+    assert err == 0
+    assert cap_fields(cap) == expected
+
+
+@needs_zig
+@pytest.mark.parametrize(
+    ("kind", "label"),
+    [
+        (GN_HYP_MSGQUEUE_RX, 1),  # queue 1 is this VM's sending end only
+        (GN_HYP_MSGQUEUE_TX, 2),  # queue 2 is this VM's receiving end only
+        (GN_HYP_DOORBELL, 4),  # doorbell 4 is one this VM rings, not receives
+        (GN_HYP_DOORBELL_SOURCE, 3),
+        (GN_HYP_DOORBELL, 5),  # no such label at all
+        (7, 3),  # not a gn_hyp_kind
+    ],
+)
+def test_hyp_dt_tells_the_two_ends_and_kinds_apart(sdk: ctypes.CDLL, kind: int, label: int) -> None:
+    blob = Blob(worker_dtb())
+    assert blob.init(sdk) == 0
+    assert find_cap(sdk, blob, kind, label)[0] == DT_ERR_NOT_FOUND
+
+
+@needs_zig
+def test_hyp_dt_finds_shm_regions_by_label_and_the_vmid(sdk: ctypes.CDLL) -> None:
+    blob = Blob(worker_dtb())
+    assert blob.init(sdk) == 0
+    dt = ctypes.byref(blob.dt)
+    found = []
+    for label in (1, 9, 2):
+        region = ShmRegion()
+        err = sdk.gn_shm_find(dt, label, ctypes.byref(region))
+        found.append((err, region.label, region.ipa, region.size))
+    assert found == [
+        (0, 1, 0x4000_0000, 0x1_0000),
+        (0, 9, 0x4100_0000, 0x100_0000),
+        (DT_ERR_NOT_FOUND, 0, 0, 0),
+    ]
+    vmid = ctypes.c_uint32()
+    assert sdk.gn_hyp_vmid(dt, ctypes.byref(vmid)) == 0 and vmid.value == 0x81
+
+
+@needs_zig
+def test_hyp_dt_reads_qcom_label_when_label_is_absent(sdk: ctypes.CDLL) -> None:
+    blob = Blob(hypervisor_dtb())
+    assert blob.init(sdk) == 0
+    err, cap = find_cap(sdk, blob, GN_HYP_MSGQUEUE_RX, 2)
+    assert err == 0
+    fields = (cap.cap, cap.intid, cap.edge, cap.message_size, cap.queue_depth)
+    assert fields == (6, 961, True, 240, 8)
+
+
+def with_hypervisor_node(props: list) -> bytes:
+    node = ("doorbell@1", [
+        ("compatible", b"qcom,gunyah-doorbell\0qcom,gunyah-capability\0"), ("label", cells(1)),
+        *props,
+    ], [])  # fmt: skip
+    return fdt(("", [], [("hypervisor", [("#address-cells", cells(2))], [node])]))
+
+
+@needs_zig
+@pytest.mark.parametrize(
+    ("props", "result"),
+    [
+        ([("reg", cells(0, 9)), ("interrupts", cells(1, 11, 4))], (0, 9, 27)),  # PPI 11 -> 27
+        ([("reg", cells(0, 9)), ("interrupts", cells(0, 988, 4))], (DT_ERR_BAD_VALUE,)),
+        ([("reg", cells(0, 9)), ("interrupts", cells(2, 1, 4))], (DT_ERR_BAD_VALUE,)),  # ESPI
+        ([("reg", cells(0, 9)), ("interrupts", cells(0, 1))], (DT_ERR_BAD_VALUE,)),
+        ([("reg", cells(9)), ("interrupts", cells(0, 1, 4))], (DT_ERR_BAD_VALUE,)),  # 1 cell
+        ([("interrupts", cells(0, 1, 4))], (DT_ERR_BAD_VALUE,)),  # no reg
+        ([("reg", cells(1, 2)), ("interrupts", cells(0, 1, 4))], (0, 0x1_0000_0002, 33)),
+    ],
+)
+def test_hyp_dt_decodes_reg_and_interrupts_or_refuses_them(
+    sdk: ctypes.CDLL, props: list, result: tuple
+) -> None:
+    blob = Blob(with_hypervisor_node(props))
+    assert blob.init(sdk) == 0
+    err, cap = find_cap(sdk, blob, GN_HYP_DOORBELL, 1)
+    assert (err, cap.cap, cap.intid)[: len(result)] == result
+
+
+@needs_zig
+def test_hyp_dt_without_hypervisor_nodes_finds_nothing(sdk: ctypes.CDLL) -> None:
+    blob = Blob(sample_dtb())
+    assert blob.init(sdk) == 0
+    region = ShmRegion()
+    assert find_cap(sdk, blob, GN_HYP_DOORBELL, 1)[0] == DT_ERR_NOT_FOUND
+    assert sdk.gn_shm_find(ctypes.byref(blob.dt), 1, ctypes.byref(region)) == DT_ERR_NOT_FOUND
+
+
+# --- the shared-memory ring (gn/ring.h) ---------------------------------------------------
+
+RING_OK, RING_FULL, RING_EMPTY, RING_TOO_BIG, RING_CORRUPT, RING_BAD_GEOMETRY = range(6)
+HEADER = 128
+
+
+class Ring:
+    """Both views of one ring over one 8-byte-aligned buffer, as two VMs would hold them."""
+
+    def __init__(self, lib: ctypes.CDLL, size: int, slot_size: int) -> None:
+        self.lib = lib
+        self.mem = (ctypes.c_uint64 * (size // 8))()
+        self.producer, self.consumer = GnRing(), GnRing()
+        for view in (self.producer, self.consumer):
+            assert lib.gn_ring_init(ctypes.byref(view), self.mem, size, slot_size) == RING_OK
+
+    def produce(self, record: bytes) -> int:
+        return self.lib.gn_ring_produce(ctypes.byref(self.producer), record, len(record))
+
+    def consume(self, max_len: int = 4096) -> tuple[int, bytes | int]:
+        buf = ctypes.create_string_buffer(max(max_len, 1))
+        n = ctypes.c_uint32()
+        r = self.lib.gn_ring_consume(ctypes.byref(self.consumer), buf, max_len, ctypes.byref(n))
+        return (r, buf.raw[: n.value]) if r == RING_OK else (r, n.value)
+
+    def word(self, offset: int) -> int:
+        return self.mem[offset // 8]
+
+    def set_word(self, offset: int, value: int) -> None:
+        self.mem[offset // 8] = value
+
+
+@needs_zig
+@pytest.mark.parametrize(
+    ("size", "slot_size", "result", "slots"),
+    [
+        (4096, 64, RING_OK, 32),  # (4096 - 128) / 64 = 62 slots fit; rounded down to 32
+        (HEADER + 64, 64, RING_OK, 1),
+        (65536, 256, RING_OK, 128),
+        (HEADER + 63, 64, RING_BAD_GEOMETRY, 0),  # not one slot
+        (HEADER, 64, RING_BAD_GEOMETRY, 0),
+        (4096, 8, RING_BAD_GEOMETRY, 0),  # below the 16-byte minimum
+        (4096, 20, RING_BAD_GEOMETRY, 0),  # not a multiple of 8
+    ],
+)
+def test_ring_geometry(
+    sdk: ctypes.CDLL, size: int, slot_size: int, result: int, slots: int
+) -> None:
+    mem = (ctypes.c_uint64 * (size // 8 + 1))()
+    ring = GnRing()
+    assert sdk.gn_ring_init(ctypes.byref(ring), mem, size, slot_size) == result
+    if result == RING_OK:
+        assert (ring.slots, sdk.gn_ring_max_record(ctypes.byref(ring))) == (slots, slot_size - 8)
+
+
+@needs_zig
+def test_ring_refuses_a_misaligned_region(sdk: ctypes.CDLL) -> None:
+    mem = (ctypes.c_uint64 * 64)()
+    ring = GnRing()
+    assert sdk.gn_ring_init(ctypes.byref(ring), ctypes.addressof(mem) + 4, 256, 16) == (
+        RING_BAD_GEOMETRY
+    )
+
+
+@needs_zig
+def test_ring_fills_then_drains_in_order(sdk: ctypes.CDLL) -> None:
+    ring = Ring(sdk, HEADER + 8 * 32, 32)
+    records = [bytes([i]) * (i % 24 + 1) for i in range(8)]
+    assert [ring.produce(r) for r in records] == [RING_OK] * 8
+    assert ring.produce(b"x") == RING_FULL
+    assert sdk.gn_ring_count(ctypes.byref(ring.consumer)) == 8
+    assert [ring.consume() for _ in range(9)] == [(RING_OK, r) for r in records] + [
+        (RING_EMPTY, 0)
+    ]
+    # The documented layout: head (producer line, offset 0) and tail (offset 64) count records.
+    assert (ring.word(0), ring.word(64)) == (8, 8)
+
+
+@needs_zig
+def test_ring_keeps_a_record_too_big_for_the_buffer(sdk: ctypes.CDLL) -> None:
+    ring = Ring(sdk, HEADER + 4 * 64, 64)
+    assert ring.produce(bytes(57)) == RING_TOO_BIG  # max record is 64 - 8 = 56
+    assert ring.produce(b"0123456789") == RING_OK
+    assert ring.consume(4) == (RING_TOO_BIG, 10)
+    assert ring.consume(10) == (RING_OK, b"0123456789")
+
+
+@needs_zig
+@pytest.mark.parametrize(
+    ("offset", "value", "side"),
+    [
+        (0, 5, "consume"),  # head 5 slots ahead of tail in a 4-slot ring
+        (64, 3, "produce"),  # tail ahead of head
+        (64, 3, "consume"),
+        (HEADER, 57, "consume"),  # the first record's length exceeds a slot
+    ],
+)
+def test_ring_reports_an_impossible_peer_state_as_corrupt(
+    sdk: ctypes.CDLL, offset: int, value: int, side: str
+) -> None:
+    ring = Ring(sdk, HEADER + 4 * 64, 64)
+    assert ring.produce(b"abc") == RING_OK
+    ring.set_word(offset, value)
+    result = ring.produce(b"x") if side == "produce" else ring.consume()[0]
+    assert result == RING_CORRUPT
+
+
+@needs_zig
+def test_ring_space_requests_are_answered_once_each(sdk: ctypes.CDLL) -> None:
+    ring = Ring(sdk, HEADER + 4 * 64, 64)
+    take = lambda: sdk.gn_ring_take_space_request(ctypes.byref(ring.consumer))  # noqa: E731
+    assert take() is False
+    sdk.gn_ring_request_space(ctypes.byref(ring.producer))
+    sdk.gn_ring_request_space(ctypes.byref(ring.producer))
+    assert [take(), take()] == [True, False]
+    sdk.gn_ring_request_space(ctypes.byref(ring.producer))
+    assert take() is True
+
+
+ring_ops = st.lists(
+    st.one_of(st.binary(min_size=0, max_size=60), st.integers(min_value=0, max_value=64)),
+    max_size=200,
+)
+
+
+@needs_zig
+@settings(max_examples=150, deadline=None)
+@given(ops=ring_ops)
+def test_ring_behaves_like_a_bounded_fifo(sdk: ctypes.CDLL, ops: list) -> None:
+    ring = Ring(sdk, HEADER + 4 * 64, 64)  # 4 slots, records up to 56 bytes
+    model: deque[bytes] = deque()
+    for op in ops:
+        if isinstance(op, bytes):
+            expected = RING_TOO_BIG if len(op) > 56 else RING_FULL if len(model) == 4 else RING_OK
+            assert ring.produce(op) == expected
+            if expected == RING_OK:
+                model.append(op)
+        elif not model:
+            assert ring.consume(op) == (RING_EMPTY, 0)
+        elif len(model[0]) > op:
+            assert ring.consume(op) == (RING_TOO_BIG, len(model[0]))
+        else:
+            assert ring.consume(op) == (RING_OK, model.popleft())
+
+
+@needs_zig
+def test_ring_loses_and_reorders_nothing_between_two_threads(sdk: ctypes.CDLL) -> None:
+    ring = Ring(sdk, HEADER + 8 * 32, 32)  # 8 slots: the indices wrap thousands of times
+    count, received, errors = 40_000, [], []
+
+    def produce() -> None:
+        for seq in range(count):
+            record = struct.pack("<Q", seq) + bytes([seq & 0xFF]) * (seq % 17)
+            while (r := ring.produce(record)) == RING_FULL:
+                pass
+            if r != RING_OK:
+                errors.append(("produce", seq, r))
+                return
+
+    def consume() -> None:
+        while len(received) < count and not errors:
+            r, data = ring.consume()
+            if r == RING_OK:
+                received.append(data)
+            elif r != RING_EMPTY:
+                errors.append(("consume", len(received), r))
+
+    threads = [threading.Thread(target=produce), threading.Thread(target=consume)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert not any(t.is_alive() for t in threads) and errors == []
+    expected = [struct.pack("<Q", s) + bytes([s & 0xFF]) * (s % 17) for s in range(count)]
+    assert received == expected
+
+
 if __name__ == "__main__":
-    fuzz_dt_reader(sys.argv[1], int(sys.argv[2]), int(sys.argv[3]))
+    fuzz_dt_reader(sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4])

@@ -73,8 +73,27 @@ const char *gn_dt_bootargs(const gn_dt *dt)
     return gn_dt_prop_string(dt, chosen, "bootargs");
 }
 
-/* Reads a #...-cells property of node (default dflt when absent); 1 or 2 only. */
-static int cells_of(const gn_dt *dt, int node, const char *name, uint32_t dflt, uint32_t *out)
+bool gn_dt_is_compatible(const gn_dt *dt, int node, const char *compatible)
+{
+    const void *value;
+    uint32_t len;
+    if (gn_dt_get_prop(dt, node, "compatible", &value, &len) != GN_DT_OK)
+        return false;
+    const char *entry = value;
+    const char *end = entry + len;
+    size_t want = gn_strlen(compatible);
+    while (entry < end) {
+        size_t n = gn_strnlen(entry, (size_t)(end - entry));
+        if (n == (size_t)(end - entry))
+            return false; /* the last entry lacks its NUL */
+        if (n == want && gn_memeq(entry, compatible, n))
+            return true;
+        entry += n + 1;
+    }
+    return false;
+}
+
+int gn_dt_cells(const gn_dt *dt, int node, const char *name, uint32_t dflt, uint32_t *out)
 {
     int err = gn_dt_prop_u32(dt, node, name, out);
     if (err == GN_DT_ERR_NOT_FOUND) {
@@ -92,9 +111,9 @@ int gn_dt_memory(const gn_dt *dt, uint64_t *base, uint64_t *size)
     if (root < 0)
         return root;
     uint32_t acells, scells;
-    int err = cells_of(dt, root, "#address-cells", 2, &acells);
+    int err = gn_dt_cells(dt, root, "#address-cells", 2, &acells);
     if (err == GN_DT_OK)
-        err = cells_of(dt, root, "#size-cells", 1, &scells);
+        err = gn_dt_cells(dt, root, "#size-cells", 1, &scells);
     if (err != GN_DT_OK)
         return err;
     int memory = gn_dt_find_node(dt, "/memory");

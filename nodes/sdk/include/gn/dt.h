@@ -12,6 +12,7 @@
 #ifndef GN_DT_H
 #define GN_DT_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #define GN_DT_MAGIC 0xD00DFEEDU
@@ -75,6 +76,13 @@ int gn_dt_prop_u64(const gn_dt *dt, int node, const char *name, uint64_t *out);
 /* Reads ncells (1 or 2) cells starting at cell index `index` of a property. */
 int gn_dt_prop_cells(const gn_dt *dt, int node, const char *name, uint32_t index, uint32_t ncells,
                      uint64_t *out);
+
+/* True if the node's "compatible" string list holds `compatible` exactly. */
+bool gn_dt_is_compatible(const gn_dt *dt, int node, const char *compatible);
+
+/* Reads a #address-cells / #size-cells style property of node: 1 or 2, or
+ * `dflt` when absent; any other value is GN_DT_ERR_BAD_VALUE. */
+int gn_dt_cells(const gn_dt *dt, int node, const char *name, uint32_t dflt, uint32_t *out);
 
 /* Returns /chosen/bootargs, or NULL if absent or malformed. */
 const char *gn_dt_bootargs(const gn_dt *dt);

@@ -31,6 +31,7 @@ typedef int64_t gn_error_t;
 #define GN_ERROR_ARGUMENT_SIZE 2
 #define GN_ERROR_ARGUMENT_ALIGNMENT 3
 #define GN_ERROR_NOMEM 10
+#define GN_ERROR_NORESOURCES 11
 #define GN_ERROR_ADDR_OVERFLOW 20
 #define GN_ERROR_ADDR_UNDERFLOW 21
 #define GN_ERROR_ADDR_INVALID 22
@@ -50,6 +51,10 @@ typedef int64_t gn_error_t;
 #define GN_ERROR_CSPACE_FULL 54
 #define GN_ERROR_MSGQUEUE_EMPTY 60
 #define GN_ERROR_MSGQUEUE_FULL 61
+
+/* Returns the Gunyah name of an error code ("OK", "ERROR_MSGQUEUE_FULL",
+ * ...), or "ERROR_UNKNOWN" for a value not in the table above. */
+const char *gunyah_error_name(gn_error_t err);
 
 /* Native call numbers (HVC immediates). */
 #define GN_HVC_NATIVE_BASE 0x6000

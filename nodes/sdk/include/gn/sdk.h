@@ -11,9 +11,12 @@
 #include <gn/dt.h>
 #include <gn/format.h>
 #include <gn/hvc.h>
+#include <gn/hyp_dt.h>
+#include <gn/ipc.h>
 #include <gn/mmio.h>
 #include <gn/platform.h>
 #include <gn/psci.h>
+#include <gn/ring.h>
 #include <gn/string.h>
 #include <gn/uart.h>
 
