@@ -129,11 +129,77 @@ Message = (Hello | Welcome | Reject | Heartbeat | ConsoleOut | ConsoleIn | VmSta
 _TYPES: dict[str, type] = {cls.__name__: cls for cls in typing.get_args(Message)}
 _STATES = frozenset({"running", "resetting", "exited"})
 
+Checker = typing.Callable[[str, object], object]
+"""Validates one field value (the first argument names it in errors); returns the value."""
+
+
+def _scalar(expected: type) -> Checker:
+    accepted = (int, float) if expected is float else expected
+
+    def check(where: str, value: object) -> object:
+        if type(value) is bool and expected is not bool or not isinstance(value, accepted):
+            raise MessageError(f"{where}: expected {expected.__name__}, got "
+                               f"{type(value).__name__}")
+        if expected is int and not 0 <= value <= U64_MAX:
+            raise MessageError(f"{where}: {value} is outside 0..2**64-1")
+        return float(value) if expected is float else value
+    return check
+
+
+def _list_of(item: Checker) -> Checker:
+    def check(where: str, value: object) -> object:
+        if not isinstance(value, list):
+            raise MessageError(f"{where}: expected a list, got {type(value).__name__}")
+        return [item(f"{where}[{i}]", v) for i, v in enumerate(value)]
+    return check
+
+
+def _u64_list(where: str, value: object) -> object:
+    """The hot path (Hvc.args, HvcReturn.regs): a list of unsigned 64-bit integers."""
+    if type(value) is list and all(type(v) is int and 0 <= v <= U64_MAX for v in value):
+        return value
+    return _list_of(_scalar(int))(where, value)
+
+
+def _checker(hint: object) -> Checker:
+    """Compiles the checker for a field annotated ``hint``."""
+    if hint == list[int]:
+        return _u64_list
+    if typing.get_origin(hint) is list:
+        (item,) = typing.get_args(hint)
+        return _list_of(_checker(item))
+    if hint in (int, str, bytes, bool, float, dict):
+        return _scalar(hint)
+    raise TypeError(f"unsupported message field type {hint!r}")
+
+
+@dataclass(frozen=True)
+class _Schema:
+    """A message class's fields, compiled once: (name, checker, required) and the known keys."""
+
+    cls: type
+    fields: tuple[tuple[str, Checker, bool], ...]
+    names: tuple[str, ...]
+    known: frozenset[str]
+
+
+def _schema(cls: type) -> _Schema:
+    hints = typing.get_type_hints(cls)
+    fields = tuple((f.name, _checker(hints[f.name]),
+                    f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING)
+                   for f in dataclasses.fields(cls))
+    names = tuple(name for name, _, _ in fields)
+    return _Schema(cls, fields, names, frozenset(names) | {"t"})
+
+
+_SCHEMAS: dict[str, _Schema] = {name: _schema(cls) for name, cls in _TYPES.items()}
+
 
 def to_wire(message: Message) -> dict:
     """Returns the msgpack-ready map of ``message``."""
-    body = {f.name: getattr(message, f.name) for f in dataclasses.fields(message)}
-    body["t"] = type(message).__name__
+    kind = type(message).__name__
+    body = {name: getattr(message, name) for name in _SCHEMAS[kind].names}
+    body["t"] = kind
     return body
 
 
@@ -142,43 +208,22 @@ def from_wire(obj: object) -> Message:
     if not isinstance(obj, dict):
         raise MessageError(f"frame is a {type(obj).__name__}, not a map")
     kind = obj.get("t")
-    cls = _TYPES.get(kind) if isinstance(kind, str) else None
-    if cls is None:
+    schema = _SCHEMAS.get(kind) if isinstance(kind, str) else None
+    if schema is None:
         raise MessageError(f"unknown message type {kind!r}")
-    hints = typing.get_type_hints(cls)
     values = {}
-    for f in dataclasses.fields(cls):
-        if f.name not in obj:
-            if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING:
-                raise MessageError(f"{kind}: missing field {f.name!r}")
-            continue
-        values[f.name] = _check(kind, f.name, hints[f.name], obj[f.name])
-    extra = set(obj) - {"t"} - set(values) - {f.name for f in dataclasses.fields(cls)}
-    if extra:
-        raise MessageError(f"{kind}: unknown field(s) {sorted(extra)}")
-    message = cls(**values)
+    for name, check, required in schema.fields:
+        if name in obj:
+            values[name] = check(f"{kind}.{name}", obj[name])
+        elif required:
+            raise MessageError(f"{kind}: missing field {name!r}")
+    if len(obj) != len(values) + 1:
+        extra = set(obj) - schema.known
+        if extra:
+            raise MessageError(f"{kind}: unknown field(s) {sorted(extra, key=str)}")
+    message = schema.cls(**values)
     _check_semantics(message)
     return message
-
-
-def _check(kind: str, name: str, hint: object, value: object) -> object:
-    """Returns ``value`` if it matches the field type ``hint``; raises MessageError otherwise."""
-    origin = typing.get_origin(hint)
-    if origin is list:
-        if not isinstance(value, list):
-            raise MessageError(f"{kind}.{name}: expected a list, got {type(value).__name__}")
-        (item,) = typing.get_args(hint)
-        return [_check(kind, f"{name}[{i}]", item, v) for i, v in enumerate(value)]
-    if origin is types.UnionType:
-        raise MessageError(f"{kind}.{name}: unsupported union field")
-    expected = {int: int, str: str, bytes: bytes, bool: bool, float: (int, float), dict: dict}[hint]
-    if isinstance(value, bool) and hint is not bool:
-        raise MessageError(f"{kind}.{name}: expected {hint.__name__}, got bool")
-    if not isinstance(value, expected):
-        raise MessageError(f"{kind}.{name}: expected {hint.__name__}, got {type(value).__name__}")
-    if hint is int and not 0 <= value <= U64_MAX:
-        raise MessageError(f"{kind}.{name}: {value} is outside 0..2**64-1")
-    return float(value) if hint is float else value
 
 
 def _check_semantics(message: Message) -> None:
