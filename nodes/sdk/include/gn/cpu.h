@@ -15,8 +15,8 @@ int main(const void *dtb);
 void secondary_main(unsigned cpu);
 
 /* IRQ hook, called from the EL1 IRQ vector with IRQs masked. The SDK's weak
- * default does nothing; an image that unmasks IRQs must acknowledge its
- * interrupt sources here. */
+ * default calls gn_gic_dispatch() (gn/gic.h): acknowledge through ICC_IAR1_EL1,
+ * run the handler registered for that INTID, EOI, until none is pending. */
 void irq_handler(void);
 
 /* Entry point for secondaries (X0 = cpu index); pass it to PSCI CPU_ON. */

@@ -10,6 +10,7 @@
 #include <gn/cpu.h>
 #include <gn/dt.h>
 #include <gn/format.h>
+#include <gn/gic.h>
 #include <gn/hvc.h>
 #include <gn/hyp_dt.h>
 #include <gn/ipc.h>
@@ -18,6 +19,7 @@
 #include <gn/psci.h>
 #include <gn/ring.h>
 #include <gn/string.h>
+#include <gn/timer.h>
 #include <gn/uart.h>
 
 #endif /* GN_SDK_H */
