@@ -15,6 +15,8 @@ without raising, and paths it could not reach fall back to their enclosing table
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import re
 from collections.abc import Mapping
 
@@ -192,35 +194,32 @@ class _Scanner:
                 self._advance()
 
     def _array(self, path: KeyPath) -> None:
-        self._advance()
         index = 0
-        while self.pos < len(self.text):
-            self._skip_space_and_comments()
-            if self._at("]"):
-                self._advance()
-                return
-            if self._at(","):
-                self._advance()
-                continue
-            before = self.pos
+
+        def element() -> None:
+            nonlocal index
             self.lines[path + (index,)] = self.line
             self._value(path + (index,))
             index += 1
-            if self.pos == before:
-                self._advance()
+
+        self._sequence("]", element)
 
     def _inline_table(self, path: KeyPath) -> None:
+        self._sequence("}", lambda: self._key_value(path))
+
+    def _sequence(self, close: str, item: Callable[[], None]) -> None:
+        """Scans a comma-separated sequence up to ``close``, calling ``item`` for each entry."""
         self._advance()
         while self.pos < len(self.text):
             self._skip_space_and_comments()
-            if self._at("}"):
+            if self._at(close):
                 self._advance()
                 return
             if self._at(","):
                 self._advance()
                 continue
             before = self.pos
-            self._key_value(path)
+            item()
             if self.pos == before:
                 self._advance()
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 from test_worker_asm import Asm, asm_elf
-from test_worker_vm import IMAGES, RESULTS, Harness
+from test_worker_vm import IMAGES, RESULTS, Harness, make_vm  # noqa: F401 (a fixture)
 
 from gunyah_net.abi import hypercalls
 from gunyah_net.abi.hypercalls import Handler
@@ -153,19 +153,6 @@ def test_system_encodings_match_the_reference_assembler(build, expected):
     asm = SysAsm()
     build(asm)
     assert asm.words == [expected]
-
-
-@pytest.fixture
-def make_vm():
-    made: list[Harness] = []
-
-    def make(*args, **kwargs) -> Harness:
-        made.append(Harness(*args, **kwargs))
-        return made[-1]
-
-    yield make
-    for harness in made:
-        harness.close()
 
 
 def _irq_log(vm: Harness) -> tuple[int, int, int, int]:
