@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from gunyah_net.abi.rm import VMID_DYNAMIC_BASE, VMID_DYNAMIC_END
 from gunyah_net.config.image import image_problem
 from gunyah_net.config.issues import KeyPath, quote, show_value
 from gunyah_net.config.model import (
@@ -23,10 +24,17 @@ def check_vms(log: IssueLog, topology: Topology) -> VmNames:
     check_name(log, ("topology", "name"), topology.name, "topology")
     if not topology.vms:
         log.add(("vm",), "the topology has no VMs; add at least one [[vm]] table")
+    if len(topology.vms) > MAX_GUEST_VMS:
+        log.add(("vm", MAX_GUEST_VMS), f"{len(topology.vms)} VMs; a topology holds at most "
+                f"{MAX_GUEST_VMS} guest VMs (Gunyah's dynamic VMIDs 0x{VMID_DYNAMIC_BASE:X}-"
+                f"0x{VMID_DYNAMIC_END:X})")
     names = _index_names(log, topology.vms)
     for index, vm in enumerate(topology.vms):
         _check_vm(log, ("vm", index), vm)
     return names
+
+
+MAX_GUEST_VMS = VMID_DYNAMIC_END - VMID_DYNAMIC_BASE + 1
 
 
 def _index_names(log: IssueLog, vms: tuple[VmConfig, ...]) -> VmNames:

@@ -543,3 +543,13 @@ def test_the_documentation_lists_every_key_the_parser_accepts():
     for keys in (parse.TOPOLOGY_KEYS, parse.VM_KEYS, parse.DOORBELL_KEYS, parse.MSGQUEUE_KEYS, parse.SHM_KEYS):
         for key in keys:
             assert f"| `{key}` |" in text, f"docs/topology.md does not document {key!r}"
+
+
+def test_more_vms_than_dynamic_vmids_is_reported_at_the_first_extra_vm(topo_dir: Path):
+    text = '[topology]\nname = "many"\n' + "".join(
+        f'\n[[vm]]\nname = "v{i}"\nimage = "guest.elf"\n' for i in range(65))
+    vm_lines = [n for n, line in enumerate(text.splitlines(), 1) if line == "[[vm]]"]
+    issues = issues_of(text, topo_dir)
+    assert [(i.key, i.line) for i in issues] == [("vm[64]", vm_lines[64])]
+    assert "at most 64 guest VMs" in issues[0].message
+    assert issues_of(text.rsplit("\n[[vm]]", 1)[0], topo_dir) == []
