@@ -129,6 +129,7 @@ static const struct service services[] = {
     {"echo", run_echo},
     {"bench-alu", run_bench_alu},
     {"bench-hvc", run_bench_hvc},
+    {"bench-copy", svc_bench_copy},
     {"ipc-echo", svc_ipc_echo},
     {"mq-ping", svc_mq_ping},
     {"db-ping", svc_db_ping},
