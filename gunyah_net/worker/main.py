@@ -61,8 +61,6 @@ async def _serve(args: argparse.Namespace, token: str) -> int:
 def main(argv: list[str] | None = None) -> int:
     """Runs the worker; returns its exit status (see gunyah_net.worker.session)."""
     args = parse_args(argv)
-    if os.environ.get("GN_TRACE"): sys.path.insert(0, "/tmp/h"); import gntrace  # noqa  SCRATCH
-    if os.environ.get("GN_SWI"): sys.setswitchinterval(float(os.environ["GN_SWI"]))
     _configure_logging(args.log, args.vm)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     if not die_with_parent():
