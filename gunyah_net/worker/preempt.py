@@ -85,8 +85,16 @@ def _stub_address() -> int:
     if code[_PSTATE_IMM - 1] != 0xBE:
         raise PreemptError("preemption stub does not match its patch layout")
     code[_PSTATE_IMM:_PSTATE_IMM + 4] = struct.pack("<I", a64.UC_ARM64_REG_PSTATE)
+    return map_native_code(bytes(code))
+
+
+def map_native_code(code: bytes) -> int:
+    """Maps position-independent x86-64 ``code`` executable for good; returns its address."""
+    if platform.machine() not in ("x86_64", "AMD64"):
+        raise PreemptError(f"no native hook stubs for host architecture {platform.machine()} "
+                           "(only x86-64)")
     page = mmap.mmap(-1, mmap.PAGESIZE, prot=mmap.PROT_READ | mmap.PROT_WRITE)
-    page.write(bytes(code))
+    page.write(code)
     address = ctypes.addressof(ctypes.c_char.from_buffer(page))
     libc = ctypes.CDLL(None, use_errno=True)
     libc.mprotect.argtypes = (ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int)

@@ -234,12 +234,13 @@ def add_raw_hook(uc: Uc, hook_type: int, callback: int, user_data: int | None = 
     return handle.value
 
 
-def add_sysreg_hook(uc: Uc, callback: ctypes._CFuncPtr, insn: int) -> int:
-    """Registers a raw ``SYSREG_HOOK`` for ``insn`` (``UC_ARM64_INS_MRS``/``MSR``); the caller
-    keeps the callback alive."""
+def add_sysreg_hook(uc: Uc, callback: int, insn: int,
+                    user_data: int | None = None) -> int:
+    """Registers the ``SYSREG_HOOK``-shaped native function at address ``callback`` for ``insn``
+    (``UC_ARM64_INS_MRS``/``MSR``); the caller keeps it and ``user_data`` alive."""
     handle = ctypes.c_size_t()
     status = _HOOK_ADD_INSN(ctypes.c_void_p(uc._uch.value), ctypes.byref(handle), UC_HOOK_INSN,
-                            ctypes.cast(callback, ctypes.c_void_p).value, None, 1, 0, insn)
+                            callback, user_data, 1, 0, insn)
     if status != 0:
         raise RuntimeError(f"uc_hook_add(UC_HOOK_INSN {insn}) failed with uc_err {status}")
     return handle.value

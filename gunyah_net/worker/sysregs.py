@@ -18,12 +18,14 @@ same way (``Vcpu.fail_soon``).
 from __future__ import annotations
 
 import ctypes
+import functools
 import struct
 from enum import Enum
 from typing import Protocol
 
 from unicorn import arm64_const as a64
 
+from .preempt import map_native_code
 from .regs import SYSREG_HOOK, RegisterFile, add_sysreg_hook
 from .vcpu import Vcpu
 from .vgic_cpuif import ICC_REGISTERS
@@ -34,6 +36,20 @@ _CP_KEY = 20
 _CP_VAL = 24
 """Offset of its u64 ``val`` (the value an MSR writes)."""
 _SKIP, _NATIVE = 1, 0
+_X86_64_FILTER = bytes.fromhex(
+    "554889e58b024189c04183e0fd4183f80c7506488b015dffe083f8047506837a040674ef31c05dc3")
+"""The hooks' native pre-filter, so that the guest's many DAIF/ELR/SPSR accesses never enter
+Python (~11 per doorbell round trip, each a GIL-taking ctypes callback). It is this C function,
+compiled like preempt.py's stub (no relocations)::
+
+    struct filt { u32 (*python_hook)(void *, u32, const u32 *, void *); };
+    u32 hook(void *uc, u32 reg, const u32 *cp, struct filt *f) {
+        u32 crn = cp[0];
+        if (crn == 12 || crn == 14 || (crn == 4 && cp[1] == 6))
+            return f->python_hook(uc, reg, cp, f);
+        return 0;  /* not ours: Unicorn executes it natively */
+    }
+"""
 
 
 class Timer(Enum):
@@ -126,8 +142,28 @@ def install_sysreg_traps(vcpu: Vcpu, host: SysregHost) -> None:
 
     for insn, fn in ((a64.UC_ARM64_INS_MRS, on_mrs), (a64.UC_ARM64_INS_MSR, on_msr)):
         callback = SYSREG_HOOK(fn)
-        vcpu.keep_alive(callback)
-        add_sysreg_hook(vcpu.uc, callback, insn)
+        target = _Filter(ctypes.cast(callback, ctypes.c_void_p).value)
+        vcpu.keep_alive((callback, target))
+        add_sysreg_hook(vcpu.uc, _filter_address(), insn, ctypes.addressof(target))
+
+
+class _Filter(ctypes.Structure):
+    _fields_ = (("python_hook", ctypes.c_void_p),)
+
+
+def _filter_candidate(key: bytes) -> bool:
+    """The native filter's test: CRn 12 (ICC_*), CRn 14 (CNT*), or CRn 4 CRm 6 (ICC_PMR_EL1)."""
+    crn, crm = struct.unpack_from("<2I", key)
+    return crn in (12, 14) or (crn, crm) == (4, 6)
+
+
+@functools.cache
+def _filter_address() -> int:
+    """Builds the native MRS/MSR pre-filter once per process; returns its address."""
+    missed = [name for key, name in TRAPPED.items() if not _filter_candidate(key)]
+    if missed:
+        raise RuntimeError(f"native sysreg filter would skip trapped registers {missed}")
+    return map_native_code(_X86_64_FILTER)
 
 
 def _fail(vcpu: Vcpu, regs: RegisterFile, exc: BaseException) -> None:
