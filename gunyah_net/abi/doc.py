@@ -48,17 +48,13 @@ def render() -> str:
     lines += ["", "## SMCCC and PSCI functions answered in the worker", "",
               "| Function ID | Name |", "|---|---|",
               f"| 0x{smccc.CALL_UID:08X} | ARM_SMCCC_VENDOR_HYP_CALL_UID (Gunyah UUID) |",
-              f"| 0x{smccc.REVISION:08X} | ARM_SMCCC_VENDOR_HYP_REVISION (hyp_api_info) |"]
-    lines += [f"| 0x{p.value:08X} | PSCI_{p.name} |" for p in _PSCI_IMPLEMENTED]
+              f"| 0x{smccc.REVISION:08X} | ARM_SMCCC_VENDOR_HYP_REVISION (hyp_api_info) |",
+              f"| 0x{smccc.SMCCC_VERSION:08X} | SMCCC_VERSION (1.3) |"]
+    lines += [f"| 0x{p.value:08X} | PSCI_{p.name} |"
+              for p in sorted(smccc.PSCI_IMPLEMENTED, key=lambda p: (p.value & 0xFFFF, p.value))]
     lines += ["", "## Error codes", "", "| X0 | Name |", "|---|---|"]
     lines += [f"| {e.value} | `{'OK' if e is Error.OK else 'ERROR_' + e.name}` |" for e in Error]
     return "\n".join(lines) + "\n"
-
-
-_PSCI_IMPLEMENTED = (smccc.Psci.VERSION, smccc.Psci.CPU_OFF, smccc.Psci.CPU_ON,
-                     smccc.Psci.CPU_ON64, smccc.Psci.AFFINITY_INFO, smccc.Psci.AFFINITY_INFO64,
-                     smccc.Psci.SYSTEM_OFF, smccc.Psci.SYSTEM_RESET, smccc.Psci.FEATURES)
-"""PSCI functions the worker answers; keep in step with gunyah_net/worker's PSCI handler."""
 
 
 if __name__ == "__main__":

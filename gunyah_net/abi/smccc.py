@@ -28,6 +28,11 @@ HYPERCALL_NATIVE_BASE = 0x6000
 
 HYPERCALL_NATIVE_LIMIT = 0x61FF
 
+SMCCC_VERSION = 0x80000000
+"""Arm architecture call SMCCC_VERSION; answered with ``SMCCC_VERSION_1_3``."""
+SMCCC_ARCH_FEATURES = 0x80000001
+"""Arm architecture call SMCCC_ARCH_FEATURES; answered with -1 (no optional features)."""
+
 CALL_UID = 0x8600FF01
 REVISION = 0x8600FF03
 CALL_COUNT = 0x8600FF00
@@ -55,6 +60,12 @@ class Psci(IntEnum):
 
 
 PSCI_VERSION_1_1 = 0x10001
+
+PSCI_IMPLEMENTED = frozenset({Psci.VERSION, Psci.CPU_ON, Psci.CPU_ON64, Psci.CPU_OFF,
+                              Psci.AFFINITY_INFO, Psci.AFFINITY_INFO64, Psci.SYSTEM_OFF,
+                              Psci.SYSTEM_RESET, Psci.FEATURES})
+"""The PSCI functions gunyah-net answers (in the worker); every other PSCI ID returns
+NOT_SUPPORTED. docs/abi.md lists them from here."""
 
 
 class PsciStatus(IntEnum):

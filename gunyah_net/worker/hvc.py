@@ -179,7 +179,7 @@ class HypercallTrap:
                 return smccc.GUNYAH_UID
             case smccc.REVISION:
                 return (hyp_api_info(),)
-            case psci.SMCCC_VERSION:
+            case smccc.SMCCC_VERSION:
                 return (smccc.SMCCC_VERSION_1_3,)
             case _:  # CALL_COUNT (deprecated), SMCCC_ARCH_FEATURES and everything unknown
                 return (SMCCC_UNKNOWN_FUNCTION,)

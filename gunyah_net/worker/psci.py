@@ -11,18 +11,15 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from gunyah_net.abi.smccc import PSCI_VERSION_1_1, Psci, PsciStatus
+from gunyah_net.abi.smccc import (PSCI_IMPLEMENTED, PSCI_VERSION_1_1, SMCCC_VERSION, Psci,
+                                  PsciStatus)
 
 from .exits import CpuOff, SystemOff, SystemReset
 from .vcpu import Vcpu
 
-SMCCC_VERSION = 0x80000000
-"""SMCCC arch call SMCCC_VERSION; PSCI_FEATURES reports it so guests may use SMCCC 1.1+."""
-
-SUPPORTED = frozenset({Psci.VERSION, Psci.CPU_ON, Psci.CPU_ON64, Psci.CPU_OFF, Psci.AFFINITY_INFO,
-                       Psci.AFFINITY_INFO64, Psci.SYSTEM_OFF, Psci.SYSTEM_RESET, Psci.FEATURES,
-                       SMCCC_VERSION})
-"""Function IDs for which PSCI_FEATURES answers SUCCESS."""
+SUPPORTED = PSCI_IMPLEMENTED | {SMCCC_VERSION}
+"""Function IDs for which PSCI_FEATURES answers SUCCESS (SMCCC_VERSION too, so that guests may use
+SMCCC 1.1+)."""
 
 AFFINITY_ON = 0
 AFFINITY_OFF = 1
