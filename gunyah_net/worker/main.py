@@ -1,7 +1,7 @@
 """Worker process entry: ``python -m gunyah_net.worker --socket PATH --vm NAME [--log FILE]``.
 
-Sets the process up as the coordinator expects (dies with its parent through PR_SET_PDEATHSIG,
-ignores SIGINT so that Ctrl-C in a terminal only reaches the coordinator, exits cleanly on
+Sets the process up as the coordinator expects (learns of its parent's death through
+PR_SET_PDEATHSIG, then releases its RAM and shared-memory files and exits within 2 s; ignores SIGINT so that Ctrl-C in a terminal only reaches the coordinator, exits cleanly on
 SIGTERM), then runs one ``WorkerSession`` on a uvloop event loop. The per-topology token comes
 from the GUNYAH_NET_TOKEN environment variable, never from argv.
 """
@@ -15,6 +15,7 @@ import logging
 import os
 import signal
 import sys
+import threading
 
 import uvloop
 
@@ -35,11 +36,19 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+PARENT_DEATH_SIGNAL = signal.SIGHUP
+"""What the kernel sends when the coordinator dies. Workers run in their own session, so no
+terminal sends them SIGHUP; it means "the coordinator is gone" and nothing else."""
+PARENT_DEATH_GRACE = 1.5
+"""Seconds the worker has to release its files after that signal before it exits regardless."""
+
+
 def die_with_parent() -> bool:
-    """Asks the kernel to SIGKILL us when the parent dies; False if it is already gone."""
+    """Asks the kernel to signal us when the parent dies; False if it is already gone."""
     parent = os.getppid()
+    signal.signal(PARENT_DEATH_SIGNAL, lambda *_: os._exit(EXIT_LINK_LOST))  # until _serve
     libc = ctypes.CDLL(None, use_errno=True)
-    if libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0) != 0:
+    if libc.prctl(PR_SET_PDEATHSIG, PARENT_DEATH_SIGNAL, 0, 0, 0) != 0:
         log.warning("prctl(PR_SET_PDEATHSIG) failed: %s", os.strerror(ctypes.get_errno()))
     return os.getppid() == parent
 
@@ -55,6 +64,14 @@ async def _serve(args: argparse.Namespace, token: str) -> int:
     session = WorkerSession(args.socket, args.vm, token)
     loop = asyncio.get_running_loop()
     loop.add_signal_handler(signal.SIGTERM, session.terminate)
+
+    def parent_died(*_: object) -> None:
+        # A plain handler (not the loop's): it runs even if the event loop is wedged, and the
+        # timer thread ends the process if the session cannot finish in time.
+        threading.Timer(PARENT_DEATH_GRACE, os._exit, (EXIT_LINK_LOST,)).start()
+        loop.call_soon_threadsafe(session.finish, EXIT_LINK_LOST, "the coordinator died")
+
+    signal.signal(PARENT_DEATH_SIGNAL, parent_died)
     return await session.run()
 
 

@@ -38,7 +38,7 @@ from gunyah_net.wire.transport import Link, LinkClosed
 from .console_out import ConsoleBatcher
 from .exits import HvcRequest
 from .loader import ImageError
-from .ram import GuestRam, RamError
+from .ram import GuestRam, RamError, release_orphaned_files
 from .shm import ShmError, ShmRegion
 from .vm import Vm, VmEvent, VmExited, VmFailed, VmResetting, VmRunning, VmSpec
 
@@ -68,6 +68,8 @@ class WorkerSession:
         self._hvc_seq = 0
         self._hvc_waiting: dict[int, int] = {}
         self._shm: list[ShmRegion] = []
+        self._backing_files: list[str] = []
+        """The RAM and shm files this VM maps; removed if the coordinator vanishes."""
 
     def finish(self, status: int, why: str) -> None:
         """Ends the session with ``status`` (first caller wins)."""
@@ -91,13 +93,17 @@ class WorkerSession:
         tasks = [asyncio.create_task(self._receive_loop(), name="receive"),
                  asyncio.create_task(self._heartbeat_loop(welcome.heartbeat_interval),
                                      name="heartbeat")]
+        self._backing_files = [welcome.ram_path]
         try:
             self._start_vm(welcome)
-            return await self._done
+            status = await self._done
         finally:
             for task in tasks:
                 task.cancel()
             await self._shutdown()
+        if status == EXIT_LINK_LOST:
+            release_orphaned_files(self._backing_files)
+        return status
 
     async def _handshake(self) -> Welcome:
         try:
@@ -128,6 +134,7 @@ class WorkerSession:
             log.error("%s: bad resource in Welcome: %s", self._name, exc)
             self.finish(EXIT_ERROR, f"protocol violation: bad resource: {exc}")
             return
+        self._backing_files += [r.path for r in resources if isinstance(r, ShmResource)]
         self._console = ConsoleBatcher(self._loop, self._send_console)
         try:
             vm = self._build_vm(welcome, resources)

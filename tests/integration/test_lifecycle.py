@@ -69,6 +69,8 @@ def test_workers_exit_within_2s_when_the_coordinator_is_sigkilled(tmp_path):
     assert len(workers) == 3 and all(alive(pid) for pid in workers)
     os.kill(info["pid"], signal.SIGKILL)
     assert wait_gone(workers, 2.0) == [], "workers outlived their coordinator by > 2 s"
+    # Guest RAM lives in /dev/shm (memory): the orphaned workers removed it on their way out.
+    assert not Path(info["shm_dir"]).exists(), list(Path(info["shm_dir"]).iterdir())
     # The next command notices the dead coordinator and removes what it left behind.
     _status(runtime)
     assert not Path(info["shm_dir"]).exists()
