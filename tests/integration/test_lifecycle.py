@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -67,11 +68,17 @@ def test_workers_exit_within_2s_when_the_coordinator_is_sigkilled(tmp_path):
     info = _info(runtime)
     workers = [vm["pid"] for vm in _status(runtime)]
     assert len(workers) == 3 and all(alive(pid) for pid in workers)
-    os.kill(info["pid"], signal.SIGKILL)
-    assert wait_gone(workers, 2.0) == [], "workers outlived their coordinator by > 2 s"
-    # Guest RAM lives in /dev/shm (memory): the orphaned workers removed it on their way out.
-    assert not Path(info["shm_dir"]).exists(), list(Path(info["shm_dir"]).iterdir())
-    # The next command notices the dead coordinator and removes what it left behind.
-    _status(runtime)
-    assert not Path(info["shm_dir"]).exists()
-    assert not (runtime / info["name"]).exists()
+    shm_dir = Path(info["shm_dir"])
+    try:
+        os.kill(info["pid"], signal.SIGKILL)
+        assert wait_gone(workers, 2.0) == [], "workers outlived their coordinator by > 2 s"
+        # Guest RAM lives in /dev/shm (memory): the orphaned workers removed it on their way out.
+        assert not shm_dir.exists(), list(shm_dir.iterdir())
+        # The next command notices the dead coordinator and removes what it left behind.
+        _status(runtime)
+        assert not (runtime / info["name"]).exists()
+    finally:
+        for pid in workers:
+            if alive(pid):
+                os.kill(pid, signal.SIGKILL)
+        shutil.rmtree(shm_dir, ignore_errors=True)   # a failed run must not leak memory
