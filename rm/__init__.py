@@ -13,6 +13,14 @@ The protocol core is pure (no asyncio, sockets, threads, clocks or Unicorn) and 
   more than 512 entries. A message ID with no payload class is answered RM_ERROR_UNIMPLEMENTED.
 - ``rm.vm_table`` (values in ``rm.vm_record``): VM records, VMID allocation, caller checks and the
   vm_state machine; every operation returns the reply error, reply payload and notifications.
+- ``rm.memparcel*``: memory parcels (lend, share, donate, accept, release, reclaim, notify,
+  append), returning ordered abstract EL2 memory operations.
+- ``rm.vm_config`` / ``rm.dt_overlay``: the VM's ``/gunyah-vm-config`` and the ``/hypervisor``
+  overlay the RM writes into its DTB in place.
+- ``rm.service`` (handlers in ``rm.service_vm``, ``rm.service_console``, ``rm.service_mem``): the
+  application layer, sans-IO: RM RPC fragments in; reply and notification fragments, EL2
+  operations and console text out. ``rm.doc`` renders docs/rm.md (implemented calls) from it.
+  The runtime that carries these out over real message queues is the RM issue's remaining work.
 
 The RM is a client of the EL2 ABI, as in real Gunyah: nothing here imports the coordinator or the
 EL2 object model.

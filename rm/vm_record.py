@@ -14,6 +14,8 @@ from dataclasses import dataclass
 
 from gunyah_net.abi.rm import BootRegSet, OsState, RmCall, RmError, VmAuth, VmState
 
+from .console_payloads import VmConsoleCharsNotify
+from .mem_payloads import MemAcceptedNotify, MemRecallNotify, MemReleasedNotify, MemSharedNotify
 from .vm_payloads import (
     VmAllocVmidReply,
     VmExitedNotify,
@@ -91,7 +93,9 @@ class VmRecord:
         return VmStatusNotify(self.vmid, self.vm_state, self.os_state, self.app_status)
 
 
-Notification = VmStatusNotify | VmExitedNotify | VmShutdownNotify
+Notification = (VmStatusNotify | VmExitedNotify | VmShutdownNotify | VmConsoleCharsNotify
+                | MemSharedNotify | MemReleasedNotify | MemAcceptedNotify | MemRecallNotify)
+"""Every notification the RM sends (VM lifecycle, console characters, memparcel events)."""
 ReplyPayload = VmAllocVmidReply | VmGetStateReply | VmGetVmidReply
 
 
