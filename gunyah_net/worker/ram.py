@@ -37,20 +37,7 @@ class GuestRam:
     def open_file(cls, path: str, base: int, size: int) -> GuestRam:
         """Maps the shared-memory file at ``path``, which must hold exactly ``size`` bytes."""
         _check_layout(base, size)
-        try:
-            fd = os.open(path, os.O_RDWR)
-        except OSError as exc:
-            raise RamError(f"cannot open RAM file {path}: {exc.strerror}") from exc
-        try:
-            actual = os.fstat(fd).st_size
-            if actual != size:
-                raise RamError(f"RAM file {path} holds {actual} bytes, expected {size}")
-            mapping = mmap.mmap(fd, size, flags=mmap.MAP_SHARED,
-                                prot=mmap.PROT_READ | mmap.PROT_WRITE)
-        except OSError as exc:
-            raise RamError(f"cannot map RAM file {path}: {exc.strerror}") from exc
-        finally:
-            os.close(fd)
+        mapping = map_shared_file(path, size, RamError, noun=f"RAM file {path}")
         return cls(mapping, base, size, path)
 
     @classmethod
@@ -105,6 +92,28 @@ def _check_layout(base: int, size: int) -> None:
     if size <= 0 or size % PAGE_SIZE or base % PAGE_SIZE:
         raise RamError(f"RAM base {base:#x} and size {size:#x} must be non-zero multiples of "
                        f"{PAGE_SIZE:#x}")
+
+
+def map_shared_file(path: str, size: int, error: type[Exception], *, noun: str,
+                    prefix: str = "") -> mmap.mmap:
+    """Maps the file at ``path``, which must hold exactly ``size`` bytes, MAP_SHARED read-write.
+
+    Failures raise ``error`` worded as ``{prefix}cannot open {noun}: ...``, ``{prefix}{noun} holds
+    N bytes, expected M`` or ``{prefix}cannot map {noun}: ...``.
+    """
+    try:
+        fd = os.open(path, os.O_RDWR)
+    except OSError as exc:
+        raise error(f"{prefix}cannot open {noun}: {exc.strerror}") from exc
+    try:
+        actual = os.fstat(fd).st_size
+        if actual != size:
+            raise error(f"{prefix}{noun} holds {actual} bytes, expected {size}")
+        return mmap.mmap(fd, size, flags=mmap.MAP_SHARED, prot=mmap.PROT_READ | mmap.PROT_WRITE)
+    except OSError as exc:
+        raise error(f"{prefix}cannot map {noun}: {exc.strerror}") from exc
+    finally:
+        os.close(fd)
 
 
 def release_orphaned_files(paths: list[str]) -> None:

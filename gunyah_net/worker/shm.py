@@ -15,10 +15,11 @@ from __future__ import annotations
 
 import ctypes
 import mmap
-import os
 from collections.abc import Sequence
 
 from gunyah_net.wire.resources import ShmResource
+
+from .ram import map_shared_file
 
 IPA_LIMIT = 1 << 48
 
@@ -44,22 +45,8 @@ class ShmRegion:
     @classmethod
     def open(cls, resource: ShmResource) -> ShmRegion:
         """Maps ``resource.path``, which must hold exactly ``resource.size`` bytes."""
-        name, path = resource.name, resource.path
-        try:
-            fd = os.open(path, os.O_RDWR)
-        except OSError as exc:
-            raise ShmError(f"shm {name!r}: cannot open {path}: {exc.strerror}") from exc
-        try:
-            actual = os.fstat(fd).st_size
-            if actual != resource.size:
-                raise ShmError(f"shm {name!r}: {path} holds {actual} bytes, expected "
-                               f"{resource.size}")
-            mapping = mmap.mmap(fd, resource.size, flags=mmap.MAP_SHARED,
-                                prot=mmap.PROT_READ | mmap.PROT_WRITE)
-        except OSError as exc:
-            raise ShmError(f"shm {name!r}: cannot map {path}: {exc.strerror}") from exc
-        finally:
-            os.close(fd)
+        mapping = map_shared_file(resource.path, resource.size, ShmError, noun=resource.path,
+                                  prefix=f"shm {resource.name!r}: ")
         return cls(resource, mapping)
 
     def contains(self, ipa: int, length: int = 1) -> bool:
