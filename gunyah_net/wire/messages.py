@@ -45,6 +45,11 @@ class Welcome:
     ram_path: str
     heartbeat_interval: float
     resources: list[dict] = field(default_factory=list)
+    regions: list[dict] = field(default_factory=list)
+    """A VM the RM created at run time has no ``image``: it boots from these stage-2 "map"
+    operations (``wire.stage2``) with the boot vCPU at ``entry`` and X0 = ``context``."""
+    entry: int = 0
+    context: int = 0
 
 
 @dataclass(frozen=True)
@@ -123,8 +128,47 @@ class Virq:
     asserted: bool
 
 
+@dataclass(frozen=True)
+class MemUpdate:
+    """Coordinator -> worker: change this VM's stage-2 mappings.
+
+    ``ops`` are applied in order (``wire.stage2`` defines and validates them), with every vCPU
+    of the VM stopped at a block boundary, before the worker acts on any later frame. The worker
+    answers ``MemUpdated(seq)`` once they are in effect.
+    """
+
+    seq: int
+    ops: list[dict]
+
+
+@dataclass(frozen=True)
+class MemUpdated:
+    """Worker -> coordinator: the ``MemUpdate`` ``seq`` is in effect for every vCPU."""
+
+    seq: int
+
+
+@dataclass(frozen=True)
+class RmBoot:
+    """Coordinator -> RM VM, right after its Welcome: the statically configured VMs in boot
+    order, with the caps the RM holds for each, and the RM's own caps (docs/rm.md)."""
+
+    vms: list[dict]
+    caps: dict
+
+
+@dataclass(frozen=True)
+class VmHalted:
+    """Coordinator -> RM VM: VM ``vmid`` stopped running on its own (crash, power-off, killed
+    worker); ``exit_type`` uses the RM exit_type values. Stands in for the vCPU halt virq."""
+
+    vmid: int
+    exit_type: int
+    reason: str
+
+
 Message = (Hello | Welcome | Reject | Heartbeat | ConsoleOut | ConsoleIn | VmState | Stop | Hvc
-           | HvcReturn | Virq)
+           | HvcReturn | Virq | MemUpdate | MemUpdated | RmBoot | VmHalted)
 
 _TYPES: dict[str, type] = {cls.__name__: cls for cls in typing.get_args(Message)}
 _STATES = frozenset({"running", "resetting", "exited"})
