@@ -1,7 +1,9 @@
 """Effects of EL2 object operations that the coordinator carries out: a closed union.
 
 Object operations never perform I/O. They return effects; the coordinator ``match``es on them and
-sends ``Virq(virq, asserted)`` to the worker of ``vmid``.
+sends ``Virq(virq, asserted)`` to the worker of ``vmid``. Memory operations return their own
+effects alongside (``mem_effects``: ``Outcome.memory``, ``HvcResult.memory``), which the
+coordinator carries out on backing files and in workers' stage 2 (``coordinator/stage2.py``).
 
 The contract these effects assume of a worker's vGIC (GICD_ISPENDR / GICD_ICPENDR semantics):
 

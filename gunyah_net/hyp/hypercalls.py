@@ -17,6 +17,8 @@ from gunyah_net.abi.errors import Error, HypError
 from gunyah_net.abi.rights import GENERIC_ACTIVATE, DoorbellRights, MsgqueueRights, VicRights
 from gunyah_net.hyp.doorbell import Doorbell
 from gunyah_net.hyp.effects import Effects
+from gunyah_net.hyp.mem_effects import MemEffects
+from gunyah_net.hyp.memextent import MemExtent
 from gunyah_net.hyp.msgqueue import MsgQueue, parse_send_flags
 from gunyah_net.hyp.vic import Vic
 from gunyah_net.hyp.vm import Vm
@@ -33,11 +35,13 @@ class Call:
 
 @dataclass(frozen=True)
 class Outcome:
-    """A successful call: the output registers after X0, any output bytes, and the effects."""
+    """A successful call: the output registers after X0, any output bytes, the virq effects
+    and the memory effects (``mem_hypercalls``)."""
 
     values: tuple[int, ...] = ()
     data: bytes = b""
     effects: Effects = ()
+    memory: MemEffects = ()
 
 
 Shim = Callable[[Call], Outcome]
@@ -66,8 +70,12 @@ def _vic(call: Call) -> Vic:
 
 @_shim
 def object_activate(call: Call) -> Outcome:
-    """Activates the object ``cap`` names (generic Activate right, any type)."""
-    call.vm.cspace.lookup_any(call.args["cap"], GENERIC_ACTIVATE).activate()
+    """Activates the object ``cap`` names (generic Activate right, any type); a memextent that
+    takes memory or inherits mappings returns the memory effects of that."""
+    obj = call.vm.cspace.lookup_any(call.args["cap"], GENERIC_ACTIVATE)
+    if isinstance(obj, MemExtent):
+        return Outcome(memory=obj.activate())
+    obj.activate()
     return Outcome()
 
 

@@ -2,10 +2,10 @@
 
 Each shim decodes its argument words, looks the caps up with the rights HYP's
 ``mem/memextent/src/hypercalls.c`` and ``mem/addrspace/src/hypercalls.c`` use, calls the core
-and returns the memory effects. Bitfield arguments are 32-bit in HYP: the upper half of the
-register is ignored; reserved bits inside the 32 are ERROR_ARGUMENT_INVALID, checked before any
-cap lookup, as HYP does. The NOSYNC bits are accepted and ignored (the model has no deferred
-EL2 operations to wait for), except where memextent_modify gives them meaning.
+and returns the memory effects (``Outcome.memory``). Bitfield arguments are 32-bit in HYP: the
+upper half of the register is ignored; reserved bits inside the 32 are ERROR_ARGUMENT_INVALID,
+checked before any cap lookup, as HYP does. The NOSYNC bits are accepted and ignored (the model
+has no deferred EL2 operations to wait for), except where memextent_modify gives them meaning.
 
 Rights: create (partition ObjectCreate, cspace CapCreate); configure and configure of the
 child in derive (generic Activate, any state, then WRONG_OBJECT_TYPE / OBJECT_STATE); the
@@ -153,9 +153,9 @@ def memextent_modify(call: Call) -> Outcome:
     offset, size = call.args["offset"], call.args["size"]
     match op:
         case ModifyOp.UNMAP_ALL:
-            return Outcome(effects=extent.unmap_all())
+            return Outcome(memory=extent.unmap_all())
         case ModifyOp.ZERO_RANGE if nosync:
-            return Outcome(effects=extent.zero_range(offset, size))
+            return Outcome(memory=extent.zero_range(offset, size))
         case ModifyOp.CACHE_CLEAN_RANGE | ModifyOp.CACHE_FLUSH_RANGE if nosync:
             extent.check_clean(offset, size)
             return Outcome()
@@ -189,11 +189,11 @@ def memextent_donate(call: Call) -> Outcome:
                                      else ("from_memextent", "to_memextent"))
             child = _extent(call, child_arg, MemextentRights.DONATE)
             _donor_of_child(call, parent_arg, child)
-            return Outcome(effects=child.donate_child(offset, size, reverse=reverse))
+            return Outcome(memory=child.donate_child(offset, size, reverse=reverse))
         case DonateType.TO_SIBLING:
             donor = _extent(call, "from_memextent", MemextentRights.DONATE)
             recipient = _extent(call, "to_memextent", MemextentRights.DONATE)
-            return Outcome(effects=donor.donate_sibling(recipient, offset, size))
+            return Outcome(memory=donor.donate_sibling(recipient, offset, size))
     raise HypError(Error.ARGUMENT_INVALID, f"donate type {kind}")
 
 
@@ -208,7 +208,7 @@ def addrspace_map(call: Call) -> Outcome:
     extent = _extent(call, "memextent", MemextentRights.MAP)
     effects = extent.map(addrspace, call.args["vbase"], attrs, partial=partial,
                          offset=call.args["offset"], size=call.args["size"])
-    return Outcome(effects=effects)
+    return Outcome(memory=effects)
 
 
 @_shim
@@ -219,7 +219,7 @@ def addrspace_unmap(call: Call) -> Outcome:
     extent = _extent(call, "memextent", MemextentRights.MAP)
     effects = extent.unmap(addrspace, call.args["vbase"], partial=partial,
                            offset=call.args["offset"], size=call.args["size"])
-    return Outcome(effects=effects)
+    return Outcome(memory=effects)
 
 
 @_shim
@@ -232,7 +232,7 @@ def addrspace_update_access(call: Call) -> Outcome:
     effects = extent.update_access(addrspace, call.args["vbase"], user, kernel,
                                    partial=partial, offset=call.args["offset"],
                                    size=call.args["size"])
-    return Outcome(effects=effects)
+    return Outcome(memory=effects)
 
 
 @_shim

@@ -13,7 +13,10 @@
   owned extents, so the RM moves pages with memextent_donate TO_SIBLING, offset = phys address.
 - ``initial_shm`` does the same for a shared-memory file mapped into several VMs (at most 4:
   an extent has 4 mappings).
+- ``vm_objects(vmid, cspace)`` makes (once) a VM's address space and owned extent without RAM,
+  as the RM needs for a VM it creates at run time.
 - ``view(vmid)`` is a VM's whole worker-visible view, e.g. to resynchronise a restarted worker.
+- ``remove_vm(vmid, cspace)`` destroys a VM's address space and owned extent (VM_DESTROY).
 
 ``Memory.of(partition)`` finds the model of a partition, which is how the partition_create_*
 shims reach it: whoever owns EL2 state (``El2``) creates ``Memory(partition)`` and keeps it; the
@@ -34,6 +37,7 @@ from gunyah_net.hyp.mem_attrs import NORMAL_WB, ExtentAttrs, ExtentType, MapAttr
 from gunyah_net.hyp.mem_effects import Access, MemEffect, MemEffects, Placement, ordered
 from gunyah_net.hyp.memdb import PHYS_LIMIT, Backing, MemDb, PhysMap
 from gunyah_net.hyp.memextent import MAX_MAPS, MemExtent
+from gunyah_net.hyp.object import ObjectState
 from gunyah_net.hyp.partition import Partition
 
 _DDR_ATTRS = ExtentAttrs(Access.RWX, MemType.ANY, ExtentType.SPARSE).word()
@@ -153,6 +157,16 @@ class Memory:
         self._vm_addrspaces[vmid] = addrspace, cap
         return addrspace, cap
 
+    def vm_objects(self, vmid: int, cspace: Cspace) -> tuple[int, int]:
+        """Returns the master caps of VM ``vmid``'s address space and owned extent, creating
+        whichever is missing with its master cap in ``cspace``."""
+        if vmid in self._vm_addrspaces:
+            _, addrspace_cap = self._vm_addrspaces[vmid]
+        else:
+            _, addrspace_cap = self.vm_addrspace(vmid, cspace)
+        _, extent_cap = self.owned_extent(vmid, cspace)
+        return addrspace_cap, extent_cap
+
     def _donate_in(self, extent: MemExtent, backing: Backing, size: int,
                    cspace: Cspace) -> None:
         """Moves the first ``size`` bytes of ``backing`` partition -> DDR -> ``extent``."""
@@ -213,6 +227,31 @@ class Memory:
         if addrspace is None:
             return []
         return [(s, e - s, p) for s, e, p in addrspace.view(self.phys, 0, IPA_LIMIT)]
+
+    def remove_vm(self, vmid: int, cspace: Cspace) -> None:
+        """Destroys VM ``vmid``'s owned extent and address space, revoking and deleting their
+        master caps in ``cspace``; the vmid can be used again. Pages the owned extent still owns
+        return to the DDR extent; other extents' records in the address space are dropped. No
+        other VM's view changes (the DDR extent maps nothing), so there are no effects."""
+        owned = self._owned.pop(vmid, None)
+        if owned is not None:
+            extent, cap = owned
+            cspace.revoke_caps(cap)
+            cspace.delete_cap(cap)
+            self.destroy_memextent(extent)
+        held = self._vm_addrspaces.pop(vmid, None)
+        if held is None:
+            return
+        addrspace, cap = held
+        for slot in list(addrspace.slots):
+            slot.extent.slots.remove(slot)
+        addrspace.slots.clear()
+        self.addrspaces.pop(vmid, None)
+        cspace.revoke_caps(cap)
+        cspace.delete_cap(cap)
+        addrspace.state = ObjectState.DESTROYING
+        if addrspace in self.partition.objects:
+            self.partition.objects.remove(addrspace)
 
     def destroy_memextent(self, extent: MemExtent) -> MemEffects:
         """Deactivates ``extent`` once its last cap is gone (see ``MemExtent.destroy``)."""

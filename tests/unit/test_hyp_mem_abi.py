@@ -83,7 +83,8 @@ class World:
         except HypError as err:
             return err.code, (), ()
         assert len(outcome.values) == len(spec.outputs) - 1
-        return Error.OK, outcome.values, outcome.effects
+        assert outcome.effects == (), "memory calls have no virq effects"
+        return Error.OK, outcome.values, outcome.memory
 
     def ok(self, name: str, *regs: int) -> tuple[tuple[int, ...], tuple]:
         code, values, effects = self.call(name, *regs)
