@@ -9,19 +9,25 @@ is below its high-water mark, so a worker that stops reading stops being read fr
 in the kernel's socket buffer, not in the coordinator. Hypercalls are request/response per vCPU (a
 vCPU waits for its HvcReturn), so a worker has at most one Hvc in flight per vCPU and the replies
 it has not read are bounded by that too. Virq frames that peers cause are bounded by ``virqs``.
+
+Most hypercalls are answered at once. One with memory effects is answered later: ``on_hvc``
+then returns an awaitable (the stage-2 updates must be applied by every affected worker first),
+and the session sends its reply when that ends; the receive loop keeps serving the link
+meanwhile, so this worker's ``MemUpdated`` answers (routed to ``on_mem_updated``) and its other
+vCPUs' calls still get through.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from ..console.hub import ConsoleHub
 from ..wire.codec import FrameError
-from ..wire.messages import (ConsoleIn, ConsoleOut, Heartbeat, Hvc, HvcReturn, Message, Stop,
-                             VmState)
+from ..wire.messages import (ConsoleIn, ConsoleOut, Heartbeat, Hvc, HvcReturn, MemUpdated, Message,
+                             Stop, VmState)
 from ..wire.transport import Link, LinkClosed
 
 log = logging.getLogger(__name__)
@@ -30,6 +36,9 @@ SILENT_INTERVALS = 4
 """A link with no frame at all for this many heartbeat intervals is lost."""
 INPUT_BUFFER_LIMIT = 1 << 20
 """Console input is dropped while this many bytes are queued to a worker that is not reading."""
+
+HvcAnswer = HvcReturn | Awaitable[HvcReturn | None] | None
+"""What ``on_hvc`` returns: the reply now, an awaitable of the reply, or None (no reply)."""
 
 
 @dataclass(frozen=True)
@@ -45,9 +54,11 @@ class WorkerSession:
 
     def __init__(self, vm: str, vmid: int, link: Link, heartbeat_interval: float,
                  hub: ConsoleHub, on_state: Callable[[str, VmState], None],
-                 on_hvc: Callable[[str, Hvc], HvcReturn | None]) -> None:
-        """``on_hvc(vm, call)`` executes a forwarded hypercall and returns the reply to send
-        (None: no reply, the VM is being failed)."""
+                 on_hvc: Callable[[str, Hvc], HvcAnswer],
+                 on_mem_updated: Callable[[int, int], None] | None = None) -> None:
+        """``on_hvc(vm, call)`` executes a forwarded hypercall and returns the reply to send, or
+        an awaitable of it (None: no reply, the VM is being failed); ``on_mem_updated(vmid,
+        seq)`` takes the worker's MemUpdated answers (without it they are a protocol error)."""
         self.vm = vm
         self.vmid = vmid
         self._link = link
@@ -55,6 +66,8 @@ class WorkerSession:
         self._hub = hub
         self._on_state = on_state
         self._on_hvc = on_hvc
+        self._on_mem_updated = on_mem_updated
+        self._replies: set[asyncio.Task] = set()
         self._fault: str | None = None
         self._last_rx = 0.0
 
@@ -66,6 +79,8 @@ class WorkerSession:
             return await self._receive_loop()
         finally:
             watchdog.cancel()
+            for task in self._replies:
+                task.cancel()
             self._link.close("session ended")
 
     async def _receive_loop(self) -> LinkEnd:
@@ -94,11 +109,25 @@ class WorkerSession:
                 self._on_state(self.vm, message)
             case Hvc():
                 reply = self._on_hvc(self.vm, message)
-                if reply is not None:
+                if isinstance(reply, HvcReturn):
                     self._send(reply)
+                elif reply is not None:
+                    self._reply_later(reply)
+            case MemUpdated(seq=seq) if self._on_mem_updated is not None:
+                self._on_mem_updated(self.vmid, seq)
             case _:
                 return f"protocol error: worker sent {type(message).__name__}"
         return None
+
+    def _reply_later(self, reply: Awaitable[HvcReturn | None]) -> None:
+        """Sends the reply ``reply`` resolves to, once it does (unless the session ends first)."""
+        async def answer() -> None:
+            message = await reply
+            if message is not None:
+                self._send(message)
+        task = asyncio.get_running_loop().create_task(answer(), name=f"hvc-reply-{self.vm}")
+        self._replies.add(task)
+        task.add_done_callback(self._replies.discard)
 
     async def _heartbeat(self) -> None:
         """Sends a Heartbeat every interval; declares the link lost after too much silence."""
@@ -115,6 +144,10 @@ class WorkerSession:
             seq += 1
             if not self._send(Heartbeat(seq)):
                 return
+
+    def send(self, message: Message) -> bool:
+        """Writes ``message`` to the worker; False if the link is gone."""
+        return self._send(message)
 
     def _send(self, message: Message) -> bool:
         try:

@@ -83,8 +83,9 @@ class TrapHost(PsciHost, Protocol):
     def others_runnable(self, vcpu: Vcpu) -> bool:
         """True if another vCPU could use the rest of ``vcpu``'s slice."""
 
-    def guest_memory(self, ipa: int, length: int) -> bool:
-        """True if IPA [ipa, ipa + length) is guest RAM or shared memory (not a device)."""
+    def guest_memory(self, ipa: int, length: int, prot: int) -> bool:
+        """True if IPA [ipa, ipa + length) is guest memory (not a device) whose stage-2 rights
+        allow an access of Unicorn protection ``prot``."""
 
 
 @dataclass(frozen=True)
@@ -218,14 +219,15 @@ class HypercallTrap:
         return None
 
     def _guest_buffer(self, vcpu: Vcpu, va: int, size: int, prot: int) -> bool:
-        """True if every byte of [va, va + size) maps (guest MMU) to RAM or shared memory."""
+        """True if every byte of [va, va + size) maps (guest MMU) to guest memory that stage 2
+        lets the guest access with ``prot``."""
         if va + size > 1 << 64:
             return False
         end = va + size
         while va < end:
             chunk = min(end, (va | (PAGE - 1)) + 1) - va
             ipa = vcpu.regs.translate(va, prot)
-            if ipa is None or not self._host.guest_memory(ipa, chunk):
+            if ipa is None or not self._host.guest_memory(ipa, chunk, prot):
                 return False
             va += chunk
         return True

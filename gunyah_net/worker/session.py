@@ -7,13 +7,17 @@ GIL.
 
 Boot: the Welcome's resources (wire/resources.py) become the guest's /hypervisor and
 /reserved-memory DT nodes, the vGIC trigger modes of their virqs, and shared-memory mappings
-(shm.py). Hypercalls whose table handler is EL2 travel as Hvc/HvcReturn while the caller's vCPU
-waits (the VM's other vCPUs keep running); Virq frames drive the vGIC.
+(shm.py). A Welcome without an image is a VM the RM created at run time: its memory is
+``Welcome.regions`` (stage-2 map operations), the RM already wrote its image and DT there, and
+the boot vCPU starts at ``Welcome.entry`` with X0 = ``Welcome.context``. Hypercalls whose table
+handler is EL2 travel as Hvc/HvcReturn while the caller's vCPU waits (the VM's other vCPUs keep
+running); Virq frames drive the vGIC; a MemUpdate is applied between slices (stage2.py) and
+answered with MemUpdated once every vCPU sees it.
 
 Exit statuses: 0 after Stop, a reported VM exit (SYSTEM_OFF, guest fault, boot failure) or
 SIGTERM; 1 when the coordinator vanished (EOF, silence, unreachable); 2 when it rejected us;
-3 for a protocol violation (a bad resource in Welcome, an unexpected frame) or an internal error
-(the coordinator then shows "crashed").
+3 for a protocol violation (a bad resource or region in Welcome, a bad MemUpdate, an unexpected
+frame) or an internal error (the coordinator then shows "crashed").
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import asyncio
 import logging
 import os
 import traceback
+from collections.abc import Sequence
 
 from gunyah_net.abi.identify import implemented_features
 from gunyah_net.abi.platform import RAM_BASE
@@ -29,10 +34,11 @@ from gunyah_net.abi.rm import ExitType
 from gunyah_net.dt.hypervisor import add_hypervisor_nodes
 from gunyah_net.dt.vmtree import VmDtSpec, vm_dtb, vm_tree
 from gunyah_net.wire.messages import (PROTOCOL_VERSION, ConsoleIn, ConsoleOut, Heartbeat, Hello,
-                                      Hvc, HvcReturn, Message, MessageError, Reject, Stop, Virq,
-                                      VmState, Welcome)
+                                      Hvc, HvcReturn, MemUpdate, MemUpdated, Message, MessageError,
+                                      Reject, Stop, Virq, VmState, Welcome)
 from gunyah_net.wire.resources import (DoorbellResource, MsgqueueResource, Resource, ShmResource,
                                        from_wire)
+from gunyah_net.wire.stage2 import MapOp, Stage2Op, ops_from_wire
 from gunyah_net.wire.transport import Link, LinkClosed
 
 from .console_out import ConsoleBatcher
@@ -40,6 +46,7 @@ from .exits import HvcRequest
 from .loader import ImageError
 from .ram import GuestRam, RamError, release_orphaned_files
 from .shm import ShmError, ShmRegion
+from .stage2 import Stage2Error
 from .vm import Vm, VmEvent, VmExited, VmFailed, VmResetting, VmRunning, VmSpec
 
 log = logging.getLogger(__name__)
@@ -93,7 +100,7 @@ class WorkerSession:
         tasks = [asyncio.create_task(self._receive_loop(), name="receive"),
                  asyncio.create_task(self._heartbeat_loop(welcome.heartbeat_interval),
                                      name="heartbeat")]
-        self._backing_files = [welcome.ram_path]
+        self._backing_files = [welcome.ram_path] if welcome.ram_path else []
         try:
             self._start_vm(welcome)
             status = await self._done
@@ -130,16 +137,19 @@ class WorkerSession:
         """Maps RAM and shared memory, builds the DTB, loads the image and starts the vCPUs."""
         try:
             resources = [from_wire(entry) for entry in welcome.resources]
+            regions = _boot_regions(welcome)
         except MessageError as exc:
             log.error("%s: bad resource in Welcome: %s", self._name, exc)
             self.finish(EXIT_ERROR, f"protocol violation: bad resource: {exc}")
             return
         self._backing_files += [r.path for r in resources if isinstance(r, ShmResource)]
+        self._note_backing_files(regions)
         self._console = ConsoleBatcher(self._loop, self._send_console)
         try:
-            vm = self._build_vm(welcome, resources)
+            vm = self._build_vm(welcome, resources, regions)
             vm.boot()
-        except (RamError, ShmError, ImageError, ValueError) as exc:  # ValueError: VmDtSpec, Fdt
+        except (RamError, ShmError, ImageError, Stage2Error,
+                ValueError) as exc:  # ValueError: VmDtSpec, Fdt
             self._send(VmState("exited", int(ExitType.SOFTWARE_ERROR), f"boot failed: {exc}"))
             self.finish(EXIT_OK, f"boot failed: {exc}")
             return
@@ -147,18 +157,29 @@ class WorkerSession:
         self._vm = vm
         vm.start()
 
-    def _build_vm(self, welcome: Welcome, resources: list[Resource]) -> Vm:
-        """The VM with its RAM, DT (/hypervisor nodes from ``resources``), shm and virq modes."""
-        ram = GuestRam.open_file(welcome.ram_path, RAM_BASE, welcome.memory)
-        root = vm_tree(VmDtSpec(welcome.name, welcome.vcpus, RAM_BASE, welcome.memory,
-                                welcome.bootargs))
-        add_hypervisor_nodes(root, vmid=welcome.vmid, name=welcome.name, resources=resources)
+    def _build_vm(self, welcome: Welcome, resources: list[Resource],
+                  regions: list[MapOp]) -> Vm:
+        """The VM with its RAM, DT (/hypervisor nodes from ``resources``), shm and virq modes;
+        without an image, with ``regions`` as its memory and no RAM file or DT of its own."""
         for resource in resources:
             if isinstance(resource, ShmResource):
                 self._shm.append(ShmRegion.open(resource))  # mapped for the process lifetime
-        spec = VmSpec(welcome.name, welcome.vcpus, welcome.image, vm_dtb(root),
-                      api_flags0=int(implemented_features()))
-        vm = Vm(spec, ram, self._vm_event_threadsafe, self._console.write, shm=tuple(self._shm))
+        flags = int(implemented_features())
+        if not welcome.image:
+            spec = VmSpec(welcome.name, welcome.vcpus, "", b"", api_flags0=flags,
+                          entry=welcome.entry, context=welcome.context)
+            vm = Vm(spec, None, self._vm_event_threadsafe, self._console.write,
+                    shm=tuple(self._shm), regions=regions)
+        else:
+            ram = GuestRam.open_file(welcome.ram_path, RAM_BASE, welcome.memory)
+            root = vm_tree(VmDtSpec(welcome.name, welcome.vcpus, RAM_BASE, welcome.memory,
+                                    welcome.bootargs))
+            add_hypervisor_nodes(root, vmid=welcome.vmid, name=welcome.name,
+                                 resources=resources)
+            spec = VmSpec(welcome.name, welcome.vcpus, welcome.image, vm_dtb(root),
+                          api_flags0=flags)
+            vm = Vm(spec, ram, self._vm_event_threadsafe, self._console.write,
+                    shm=tuple(self._shm))
         for resource in resources:
             match resource:
                 case DoorbellResource(virq=int(virq), edge=edge):
@@ -211,10 +232,33 @@ class WorkerSession:
             case Virq(virq=virq, asserted=asserted):
                 if self._vm is not None:
                     self._vm.set_virq(virq, asserted)
+            case MemUpdate(seq=seq, ops=ops):
+                self._mem_update(seq, ops)
             case _:
                 log.error("%s: unexpected %s from the coordinator", self._name,
                           type(message).__name__)
                 self.finish(EXIT_ERROR, f"protocol violation: {type(message).__name__}")
+
+    def _mem_update(self, seq: int, raw_ops: list[dict]) -> None:
+        """Applies a MemUpdate between slices; MemUpdated(seq) once every vCPU sees it."""
+        try:
+            ops = ops_from_wire(raw_ops)
+        except MessageError as exc:
+            log.error("%s: bad MemUpdate %d: %s", self._name, seq, exc)
+            self.finish(EXIT_ERROR, f"protocol violation: bad MemUpdate: {exc}")
+            return
+        self._note_backing_files(ops)
+        if self._vm is None:  # boot failed and the worker is on its way out: nothing is mapped
+            self._send(MemUpdated(seq))
+            return
+        self._vm.apply_stage2(
+            ops, lambda: self._loop.call_soon_threadsafe(self._send, MemUpdated(seq)))
+
+    def _note_backing_files(self, ops: Sequence[Stage2Op]) -> None:
+        """Remembers the files ``ops`` map, to remove them if the coordinator vanishes."""
+        for op in ops:
+            if isinstance(op, MapOp) and op.path not in self._backing_files:
+                self._backing_files.append(op.path)
 
     async def _heartbeat_loop(self, interval: float) -> None:
         seq = 0
@@ -277,6 +321,20 @@ class WorkerSession:
             except (LinkClosed, asyncio.TimeoutError):
                 pass  # the coordinator is gone or stuck; nothing more to tell it
             self._link.close("worker exiting")
+
+
+def _boot_regions(welcome: Welcome) -> list[MapOp]:
+    """Returns the memory of a VM without an image (``Welcome.regions``): "map" operations."""
+    try:
+        ops = ops_from_wire(welcome.regions)
+    except MessageError as exc:
+        raise MessageError(f"Welcome.regions: {exc}") from exc
+    bad = [i for i, op in enumerate(ops) if not isinstance(op, MapOp)]
+    if bad:
+        raise MessageError(f"Welcome.regions[{bad[0]}] is not a map operation")
+    if welcome.image and ops:
+        raise MessageError("Welcome has both an image and regions")
+    return [op for op in ops if isinstance(op, MapOp)]
 
 
 class _HandshakeFailed(Exception):

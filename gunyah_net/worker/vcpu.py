@@ -1,15 +1,18 @@
 """One virtual CPU: a Unicorn AArch64 engine whose guest runs at EL1 while Python plays EL2.
 
 Each vCPU owns one ``Uc`` (Cortex-A72, 4 KiB pages, a small TCG buffer) that maps the VM's shared
-RAM and shared-memory regions with ``mem_map_ptr`` and the VM's MMIO devices (PL011, GICD, GICRs)
-with ``mmio_map``. Its EL3/EL2 controls are set once so that EL1 is non-secure with EL2 present:
-SCR_EL3 = NS|HCE|RW (0x501) makes HVC trap (intno 11) and makes MPIDR_EL1 reads return
-VMPIDR_EL2, which carries Aff0 = vCPU index (measured: with NS=0 MPIDR_EL1 always reads
-0x80000000); HCR_EL2.RW keeps EL1 AArch64 and CNTHCTL_EL2 lets EL1 read the physical counter.
-That state is saved once as the pristine context that power-on and reset restore.
+RAM and shared-memory regions with ``mem_map_ptr`` (given here, or later by the VM's stage 2,
+``stage2.py``) and the VM's MMIO devices (PL011, GICD, GICRs) with ``mmio_map``. Its EL3/EL2
+controls are set once so that EL1 is non-secure with EL2 present: SCR_EL3 = NS|HCE|RW (0x501)
+makes HVC trap (intno 11) and makes MPIDR_EL1 reads return VMPIDR_EL2, which carries Aff0 =
+vCPU index (measured: with NS=0 MPIDR_EL1 always reads 0x80000000); HCR_EL2.RW keeps EL1
+AArch64 and CNTHCTL_EL2 lets EL1 read the physical counter. That state is saved once as the
+pristine context that power-on and reset restore.
 
 ``run`` executes one slice from ``pc`` until a kick (``preempt`` armed by another thread), a WFI, a
-trap that called ``request_exit``, or an error, and says which with a ``VcpuExit``. Nothing ever
+trap that called ``request_exit``, or an error, and says which with a ``VcpuExit``. An access to
+an unmapped page, or one its stage-2 rights forbid, is a ``GuestFault`` naming the access, the
+address and PC (on the faulting instruction). Nothing ever
 calls ``emu_stop`` on a vCPU from another thread: that can replay a half-executed load or store
 (see preempt.py).
 """
@@ -21,10 +24,13 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Protocol
 
-from unicorn import (UC_ARCH_ARM64, UC_ERR_FETCH_UNMAPPED, UC_ERR_READ_UNMAPPED,
-                     UC_ERR_WRITE_UNMAPPED, UC_HOOK_INSN, UC_HOOK_MEM_FETCH_UNMAPPED,
-                     UC_HOOK_MEM_READ_UNMAPPED, UC_HOOK_MEM_WRITE_UNMAPPED, UC_MEM_FETCH_UNMAPPED,
-                     UC_MEM_WRITE_UNMAPPED, UC_MODE_ARM, UC_PROT_ALL, Uc, UcError)
+from unicorn import (UC_ARCH_ARM64, UC_ERR_FETCH_PROT, UC_ERR_FETCH_UNMAPPED, UC_ERR_READ_PROT,
+                     UC_ERR_READ_UNMAPPED, UC_ERR_WRITE_PROT, UC_ERR_WRITE_UNMAPPED, UC_HOOK_INSN,
+                     UC_HOOK_MEM_FETCH_PROT, UC_HOOK_MEM_FETCH_UNMAPPED, UC_HOOK_MEM_READ_PROT,
+                     UC_HOOK_MEM_READ_UNMAPPED, UC_HOOK_MEM_WRITE_PROT, UC_HOOK_MEM_WRITE_UNMAPPED,
+                     UC_MEM_FETCH_PROT, UC_MEM_FETCH_UNMAPPED, UC_MEM_READ_PROT,
+                     UC_MEM_WRITE_PROT, UC_MEM_WRITE_UNMAPPED, UC_MODE_ARM, UC_PROT_ALL, Uc,
+                     UcError)
 from unicorn import arm64_const as a64
 from unicorn.unicorn_const import UC_CTL_IO_WRITE, UC_CTL_TLB_FLUSH
 
@@ -52,6 +58,10 @@ CNTHCTL_EL1PCTEN_EL1PCEN = 0x3
 MPIDR_RES1 = 1 << 31
 
 SysregHook = Callable[[Uc, int, object, object], int]
+_MEMORY_FAULTS = frozenset({UC_ERR_READ_UNMAPPED, UC_ERR_WRITE_UNMAPPED, UC_ERR_FETCH_UNMAPPED,
+                            UC_ERR_READ_PROT, UC_ERR_WRITE_PROT, UC_ERR_FETCH_PROT})
+_PROT_KINDS = {UC_MEM_READ_PROT: "read of", UC_MEM_WRITE_PROT: "write to",
+               UC_MEM_FETCH_PROT: "instruction fetch from"}
 
 
 class VcpuState(Enum):
@@ -88,18 +98,20 @@ class HostMemory(Protocol):
 class Vcpu:
     """One vCPU's engine, registers and scheduling state."""
 
-    def __init__(self, index: int, ram: GuestRam, devices: tuple[MmioDevice, ...] = (),
+    def __init__(self, index: int, ram: GuestRam | None, devices: tuple[MmioDevice, ...] = (),
                  tcg_buffer_size: int = TCG_BUFFER_SIZE,
                  memory: tuple[HostMemory, ...] = ()) -> None:
         self.index = index
         self.uc = _new_engine(tcg_buffer_size)
-        for region in (ram, *memory):  # zero-copy: every vCPU maps the same host pages
+        regions = memory if ram is None else (ram, *memory)
+        for region in regions:  # zero-copy: every vCPU maps the same host pages
             self.uc.mem_map_ptr(region.base, region.size, UC_PROT_ALL, region.host_address)
         for dev in devices:
             self.uc.mmio_map(dev.base, dev.size, self._mmio_read(dev), None,
                              self._mmio_write(dev), None)
         self.uc.hook_add(UC_HOOK_MEM_READ_UNMAPPED | UC_HOOK_MEM_WRITE_UNMAPPED
-                         | UC_HOOK_MEM_FETCH_UNMAPPED, self._on_unmapped)
+                         | UC_HOOK_MEM_FETCH_UNMAPPED | UC_HOOK_MEM_READ_PROT
+                         | UC_HOOK_MEM_WRITE_PROT | UC_HOOK_MEM_FETCH_PROT, self._on_unmapped)
         self.regs = RegisterFile(self.uc)
         self.preempt = PreemptPoint(self.uc)
         """Stops this vCPU cleanly at its next block start when armed (see preempt.py)."""
@@ -222,10 +234,12 @@ class Vcpu:
         return False
 
     def _memory_fault(self, exc: UcError) -> GuestFault:
-        if self._unmapped is None or exc.errno not in (
-                UC_ERR_READ_UNMAPPED, UC_ERR_WRITE_UNMAPPED, UC_ERR_FETCH_UNMAPPED):
+        if self._unmapped is None or exc.errno not in _MEMORY_FAULTS:
             return GuestFault(f"emulation error ({exc}) on vcpu {self.index}", self.pc)
         access, address, size = self._unmapped
+        if access in _PROT_KINDS:
+            return GuestFault(f"{_PROT_KINDS[access]} {address:#x} denied by stage 2 "
+                              f"({size} bytes) on vcpu {self.index}", self.pc)
         if access == UC_MEM_FETCH_UNMAPPED:
             return GuestFault(f"instruction fetch from unmapped {address:#x} on vcpu "
                               f"{self.index}", self.pc)

@@ -1,28 +1,34 @@
 """A VM as a worker runs it: RAM, vCPUs, PL011, the EL2 trap and the vCPU thread, plus its life.
 
 ``Vm`` boots the image (PT_LOADs plus the DTB at the top of RAM, boot vCPU at the ELF entry with
-X0 = DTB address), runs every vCPU on one thread (``Scheduler``) and turns what the vCPUs do into
+X0 = DTB address), or, for a VM the RM created at run time (no image, no RAM file), maps the
+stage-2 ``regions`` it was given and starts the boot vCPU at ``VmSpec.entry`` with X0 =
+``VmSpec.context`` (the RM already placed image and DT in that memory). It runs every vCPU on
+one thread (``Scheduler``) and turns what the vCPUs do into
 ``VmEvent``s for the worker session: ``VmRunning``, ``VmResetting``, ``VmExited`` (SYSTEM_OFF, a
 guest fault, the last CPU_OFF) and ``VmFailed`` (a gunyah-net bug). ``on_event`` is called on the
 vCPU thread; the receiver hands the event to its own thread.
 
 Interrupts (interrupts.py): the vGIC's GICD/GICR frames are mapped in every vCPU, ICC_* and
 CNTV_* are trapped, the PL011 drives SPI 33, coordinator Virqs arrive through ``set_virq``, and a
-pending IRQ is entered at the next slice boundary. Shared-memory regions (``shm``) are mapped at
-their IPAs in every vCPU next to RAM; hypercall buffers may live in either.
+pending IRQ is entered at the next slice boundary. Guest memory is the VM's stage 2
+(``stage2.py``): RAM and the shared-memory regions (``shm``) at boot, then whatever EL2's
+``MemUpdate`` s say (``apply_stage2``); hypercall buffers must be mapped with the rights the
+call needs.
 
 Reset (PSCI SYSTEM_RESET) happens on the vCPU thread: every vCPU off, RAM zeroed (shared memory is
-not), image and DTB reloaded, translations flushed, UART, vGIC and timers reset, boot vCPU on.
+not), image and DTB reloaded, translations flushed, UART, vGIC and timers reset, boot vCPU on. A
+VM without an image has nothing to reload: its reset is an exit (PLATFORM_RESET) for the RM.
 
 Thread-safe entry points for other threads: ``stop``, ``raise_event``, ``wake``, ``console_input``,
-``set_virq``, ``complete_hvc`` and ``post``. Everything else belongs to the vCPU thread (or to the
-caller before ``start``).
+``set_virq``, ``complete_hvc``, ``apply_stage2`` and ``post``. Everything else belongs to the vCPU
+thread (or to the caller before ``start``).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from gunyah_net.abi import hypercalls
@@ -32,6 +38,7 @@ from gunyah_net.abi.platform import (DTB_REGION_SIZE, GICD_BASE, GICD_SIZE, GICR
                                      GICR_STRIDE, UART_BASE, UART_INTID, UART_SIZE, dtb_address)
 from gunyah_net.abi.rm import ExitType
 from gunyah_net.abi.smccc import PsciStatus
+from gunyah_net.wire.stage2 import MapOp, Stage2Op
 
 from .exits import (CpuOff, Forward, GuestFault, HvcRequest, InternalError, SystemOff,
                     SystemReset, VcpuExit)
@@ -42,6 +49,7 @@ from .pl011 import Pl011
 from .ram import GuestRam
 from .scheduler import TIMESLICE, Scheduler
 from .shm import ShmRegion, check_layout
+from .stage2 import RWX, X, Stage2, Stage2Error, rights_of_prot
 from .vcpu import MmioDevice, Vcpu, VcpuState, format_dump
 
 log = logging.getLogger(__name__)
@@ -79,7 +87,8 @@ VmEvent = VmRunning | VmResetting | VmExited | VmFailed
 
 @dataclass(frozen=True)
 class VmSpec:
-    """What to run: the VM's name, vCPU count, ELF image path and DTB blob."""
+    """What to run: the VM's name, vCPU count, ELF image path and DTB blob; with no image (""),
+    the boot vCPU's ``entry`` and its X0, ``context``."""
 
     name: str
     vcpus: int
@@ -87,6 +96,8 @@ class VmSpec:
     dtb: bytes
     api_flags0: int = 0
     timeslice: float = TIMESLICE
+    entry: int = 0
+    context: int = 0
 
 
 class Vm:
@@ -95,12 +106,15 @@ class Vm:
     ``lookup`` is the hypercall table the trap decodes against (tests substitute rows);
     ``devices`` are MMIO devices mapped in every vCPU besides the PL011 and the vGIC; ``shm`` are
     the VM's shared-memory regions (the caller keeps them mapped; ``ShmError`` if misplaced).
+    ``ram`` is None for a VM without an image, whose memory is ``regions`` (stage-2 "map"
+    operations; ``Stage2Error`` if one cannot be mapped).
     """
 
-    def __init__(self, spec: VmSpec, ram: GuestRam, on_event: Callable[[VmEvent], None],
+    def __init__(self, spec: VmSpec, ram: GuestRam | None, on_event: Callable[[VmEvent], None],
                  on_console: Callable[[bytes], None],
                  lookup: Callable[[int], HypercallSpec | None] = hypercalls.lookup,
-                 devices: tuple[MmioDevice, ...] = (), shm: tuple[ShmRegion, ...] = ()) -> None:
+                 devices: tuple[MmioDevice, ...] = (), shm: tuple[ShmRegion, ...] = (),
+                 regions: Sequence[MapOp] = ()) -> None:
         if len(spec.dtb) > DTB_REGION_SIZE:
             raise ImageError(f"DTB of {len(spec.dtb)} bytes exceeds the {DTB_REGION_SIZE}-byte "
                              "DTB region")
@@ -114,7 +128,14 @@ class Vm:
         self.uart.on_irq = lambda high: self.interrupts.set_spi_line(UART_INTID, high)
         uart = MmioDevice(UART_BASE, UART_SIZE, self.uart.mmio_read, self.uart.mmio_write)
         frames = (uart, *self.interrupts.devices(), *devices)
-        self.vcpus = [Vcpu(i, ram, frames, memory=shm) for i in range(spec.vcpus)]
+        self.vcpus = [Vcpu(i, None, frames) for i in range(spec.vcpus)]
+        self.stage2 = Stage2(self.vcpus, _fixed_layout(None, spec.vcpus))
+        """The VM's guest memory in every vCPU (vCPU thread once started)."""
+        try:
+            self.stage2.apply([*_boot_memory(self.stage2, ram, shm), *regions])
+        except Stage2Error:
+            self.close()
+            raise
         self.trap = HypercallTrap(self, spec.api_flags0, lookup)
         for vcpu in self.vcpus:
             self.trap.install(vcpu)
@@ -131,10 +152,19 @@ class Vm:
     @property
     def dtb_address(self) -> int:
         """IPA of the DTB, which the boot vCPU receives in X0."""
+        if self.ram is None:
+            raise ValueError(f"VM {self.spec.name} has no RAM of its own, so no DTB slot")
         return dtb_address(self.ram.size)
 
     def boot(self) -> None:
-        """Loads the image and DTB into zeroed RAM and powers on vCPU 0 (before ``start``)."""
+        """Loads the image and DTB into zeroed RAM and powers on vCPU 0 (before ``start``);
+        without an image, powers vCPU 0 on at ``spec.entry`` with X0 = ``spec.context``."""
+        if self.ram is None:
+            for vcpu in self.vcpus:
+                vcpu.power_off()
+                vcpu.flush_translations()
+            self.vcpus[0].power_on(self.spec.entry, self.spec.context)
+            return
         self.ram.zero()
         base = self.dtb_address
         self.image = load_elf(self.spec.image, self.ram, (base, base + DTB_REGION_SIZE))
@@ -163,6 +193,7 @@ class Vm:
         self.interrupts.close()
         for vcpu in self.vcpus:
             vcpu.close()
+        self.stage2.close()
 
     def post(self, fn: Callable[[], None]) -> None:
         """Runs ``fn`` on the vCPU thread between slices (any thread)."""
@@ -185,6 +216,14 @@ class Vm:
         accepted = self.uart.receive(data)
         self.raise_event()
         return accepted
+
+    def apply_stage2(self, ops: Sequence[Stage2Op], done: Callable[[], None]) -> None:
+        """Applies stage-2 ``ops`` to every vCPU between slices, then calls ``done`` on the
+        vCPU thread (any thread). An op that cannot be applied fails the vCPU thread."""
+        def apply() -> None:
+            self.stage2.apply(ops)
+            done()
+        self.post(apply)
 
     def complete_hvc(self, vcpu_index: int, regs: list[int], data: bytes = b"") -> None:
         """Delivers EL2's answer to the forwarded hypercall of vCPU ``vcpu_index`` (any thread)."""
@@ -210,7 +249,7 @@ class Vm:
             return PsciStatus.INVALID_PARAMETERS
         if self.vcpu_is_on(index):
             return PsciStatus.ALREADY_ON
-        if not self.ram.contains(entry, 4) or entry % 4:
+        if not self.stage2.accessible(entry, 4, X) or entry % 4:
             return PsciStatus.INVALID_ADDRESS
         self.vcpus[index].power_on(entry, context)
         self.scheduler.update_preemption()
@@ -220,9 +259,10 @@ class Vm:
         """True if another vCPU is runnable."""
         return self.scheduler.others_runnable(vcpu)
 
-    def guest_memory(self, ipa: int, length: int) -> bool:
-        """True if IPA [ipa, ipa + length) is RAM or lies inside one shared-memory region."""
-        return self.ram.contains(ipa, length) or any(r.contains(ipa, length) for r in self.shm)
+    def guest_memory(self, ipa: int, length: int, prot: int) -> bool:
+        """True if IPA [ipa, ipa + length) is guest memory that allows access ``prot``
+        (UC_PROT_READ / UC_PROT_WRITE)."""
+        return self.stage2.accessible(ipa, length, rights_of_prot(prot))
 
     # --- vCPU exits (vCPU thread) ---
 
@@ -252,6 +292,9 @@ class Vm:
         self.scheduler.stop()
 
     def _reset(self, reason: str) -> None:
+        if self.ram is None:
+            self._exit(ExitType.PLATFORM_RESET, reason)
+            return
         self._on_event(VmResetting(reason))
         self._pending.clear()
         self.uart.reset()
@@ -287,8 +330,22 @@ class Vm:
             self._on_event(VmFailed(error))
 
 
-def _fixed_layout(ram: GuestRam, vcpus: int) -> list[tuple[str, int, int]]:
+def _fixed_layout(ram: GuestRam | None, vcpus: int) -> list[tuple[str, int, int]]:
     """(what, base, size) of RAM and the device frames, which shared memory must not overlap."""
-    return [("RAM", ram.base, ram.size), ("the UART", UART_BASE, UART_SIZE),
-            ("the GIC distributor", GICD_BASE, GICD_SIZE),
-            ("the GIC redistributors", GICR_BASE, vcpus * GICR_STRIDE)]
+    devices = [("the UART", UART_BASE, UART_SIZE), ("the GIC distributor", GICD_BASE, GICD_SIZE),
+               ("the GIC redistributors", GICR_BASE, vcpus * GICR_STRIDE)]
+    return devices if ram is None else [("RAM", ram.base, ram.size), *devices]
+
+
+def _boot_memory(stage2: Stage2, ram: GuestRam | None,
+                 shm: tuple[ShmRegion, ...]) -> list[MapOp]:
+    """Lends the host mappings of RAM and shared memory to ``stage2``; returns the "map"
+    operations that put them at their IPAs (RWX, as the RM maps RAM)."""
+    ops = []
+    if ram is not None:
+        stage2.lend_host_file(ram.source, ram.host_address, ram.size)
+        ops.append(MapOp(ram.base, ram.size, ram.source, 0, RWX))
+    for region in shm:
+        stage2.lend_host_file(region.resource.path, region.host_address, region.size)
+        ops.append(MapOp(region.base, region.size, region.resource.path, 0, RWX))
+    return ops

@@ -29,11 +29,13 @@ class FakeCoordinator:
     """Accepts one worker, answers its Hello, heartbeats it, and records what it sends."""
 
     def __init__(self, tmp_path: Path, image: Path, args: str = "", reject: str | None = None,
-                 heartbeat: float = 0.1, vcpus: int = 1) -> None:
+                 heartbeat: float = 0.1, vcpus: int = 1, welcome: Welcome | None = None) -> None:
         self.socket = str(tmp_path / "coord.sock")
         self.ram_path = Path("/dev/shm") / f"gn-worker-test-{os.getpid()}-{time.monotonic_ns()}"
         self.image, self.args, self.reject = image, args, reject
         self.heartbeat, self.vcpus = heartbeat, vcpus
+        self.welcome = welcome
+        """Sent instead of the default Welcome (a VM of ``image`` with RAM at ``ram_path``)."""
         self.log = tmp_path / "worker.log"
         self.hello: Hello | None = None
         self.received: asyncio.Queue[Message | None] = asyncio.Queue()
@@ -71,8 +73,8 @@ class FakeCoordinator:
             link.close("rejected")
             return
         bootargs = "vm=alpha" + (f" {self.args}" if self.args else "")
-        link.send(Welcome(1, "alpha", 0x80, self.vcpus, MEMORY, str(self.image), bootargs,
-                          str(self.ram_path), self.heartbeat))
+        link.send(self.welcome or Welcome(1, "alpha", 0x80, self.vcpus, MEMORY, str(self.image),
+                                          bootargs, str(self.ram_path), self.heartbeat))
         self._tasks.append(asyncio.create_task(self._beat(link)))
         try:
             while True:
