@@ -45,7 +45,8 @@ U32_MAX = 0xFFFF_FFFF
 
 
 class VmKind(StrEnum):
-    """What runs in a VM: guest code, or (reserved for later issues) the host VMM or the RM."""
+    """What a VM is: a guest, or the host VM (HLOS, vmid 3, at most one); "rm" names the
+    built-in Resource Manager VM and is rejected in a topology file."""
 
     GUEST = "guest"
     HOST = "host"
@@ -71,6 +72,8 @@ class VmConfig:
     args: str = ""
     """The guest reads this string in /chosen/bootargs."""
     kind: VmKind = VmKind.GUEST
+    pre_host: bool = False
+    """The RM boots this VM before the host VM (pre-host VMs boot in file order)."""
     image_text: str = field(default="", compare=False)
     """The image path exactly as the topology file wrote it, for messages."""
 

@@ -33,7 +33,7 @@ from gunyah_net.config.reader import IssueLog, TableReader
 
 TOP_KEYS = ("topology", "vm", "doorbell", "msgqueue", "shm")
 TOPOLOGY_KEYS = ("name",)
-VM_KEYS = ("name", "image", "vcpus", "memory", "args", "kind")
+VM_KEYS = ("name", "image", "vcpus", "memory", "args", "kind", "pre_host")
 DOORBELL_KEYS = ("from", "to", "label", "virq", "trigger")
 MSGQUEUE_KEYS = ("from", "to", "label", "depth", "message_size", "rx_virq", "tx_virq")
 SHM_KEYS = ("name", "size", "vms", "label", "base")
@@ -76,6 +76,7 @@ def _vm(reader: TableReader, base_dir: Path) -> VmConfig:
         memory=reader.size("memory", DEFAULT_MEMORY),
         args=reader.string("args", ""),
         kind=reader.choice("kind", VmKind, VmKind.GUEST),
+        pre_host=reader.boolean("pre_host", False),
         image_text=image_text,
     )
 

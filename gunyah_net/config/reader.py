@@ -132,6 +132,17 @@ class TableReader:
         self._wrong(key, "an integer", value)
         return default or 0
 
+    def boolean(self, key: str, default: bool) -> bool:
+        """Returns the boolean at ``key``, or ``default`` if the key is absent or not a boolean."""
+        value = self._fetch(key, required=False)
+        match value:
+            case bool():
+                return value
+            case _Missing():
+                return default
+        self._wrong(key, "a boolean (true or false)", value)
+        return default
+
     def optional_integer(self, key: str) -> int | None:
         """Returns the integer at ``key``, or None if the key is absent (or not an integer)."""
         return self.integer(key, default=0) if key in self._table else None

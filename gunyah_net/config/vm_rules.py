@@ -1,4 +1,8 @@
-"""Checks the topology's name and every ``[[vm]]``: names, vCPUs, memory, image and kind."""
+"""Checks the topology's name and every ``[[vm]]``: names, vCPUs, memory, image, kind, pre_host.
+
+The Resource Manager VM is built in (vmid 0xFF): a VM may not be called "rm" nor have kind "rm".
+At most one VM has kind "host" (it gets vmid 3, not a dynamic VMID); ``pre_host`` is for guests.
+"""
 
 from __future__ import annotations
 
@@ -24,17 +28,21 @@ def check_vms(log: IssueLog, topology: Topology) -> VmNames:
     check_name(log, ("topology", "name"), topology.name, "topology")
     if not topology.vms:
         log.add(("vm",), "the topology has no VMs; add at least one [[vm]] table")
-    if len(topology.vms) > MAX_GUEST_VMS:
-        log.add(("vm", MAX_GUEST_VMS), f"{len(topology.vms)} VMs; a topology holds at most "
-                f"{MAX_GUEST_VMS} guest VMs (Gunyah's dynamic VMIDs 0x{VMID_DYNAMIC_BASE:X}-"
-                f"0x{VMID_DYNAMIC_END:X})")
+    guests = [index for index, vm in enumerate(topology.vms) if vm.kind is not VmKind.HOST]
+    if len(guests) > MAX_GUEST_VMS:
+        log.add(("vm", guests[MAX_GUEST_VMS]), f"{len(guests)} guest VMs; a topology holds at "
+                f"most {MAX_GUEST_VMS} guest VMs (Gunyah's dynamic VMIDs "
+                f"0x{VMID_DYNAMIC_BASE:X}-0x{VMID_DYNAMIC_END:X})")
     names = _index_names(log, topology.vms)
     for index, vm in enumerate(topology.vms):
         _check_vm(log, ("vm", index), vm)
+    _check_one_host(log, topology.vms)
     return names
 
 
 MAX_GUEST_VMS = VMID_DYNAMIC_END - VMID_DYNAMIC_BASE + 1
+RM_VM_NAME = "rm"
+"""The name of the built-in Resource Manager VM; no topology VM may take it."""
 
 
 def _index_names(log: IssueLog, vms: tuple[VmConfig, ...]) -> VmNames:
@@ -53,7 +61,9 @@ def _index_names(log: IssueLog, vms: tuple[VmConfig, ...]) -> VmNames:
 
 
 def _check_vm(log: IssueLog, path: KeyPath, vm: VmConfig) -> None:
-    check_name(log, path + ("name",), vm.name, "VM")
+    if check_name(log, path + ("name",), vm.name, "VM") and vm.name == RM_VM_NAME:
+        log.add(path + ("name",), f'the name "{RM_VM_NAME}" is reserved for the built-in '
+                "Resource Manager VM (vmid 0xFF); choose another name")
     check_range(log, path + ("vcpus",), vm.vcpus, 1, MAX_VCPUS, f"a VM has 1 to {MAX_VCPUS} vCPUs")
     _check_memory(log, path + ("memory",), vm.memory)
     _check_image(log, path + ("image",), vm)
@@ -62,8 +72,22 @@ def _check_vm(log: IssueLog, path: KeyPath, vm: VmConfig) -> None:
     match vm.kind:
         case VmKind.GUEST:
             pass
-        case VmKind.HOST | VmKind.RM:
-            log.add(path + ("kind",), f"kind '{vm.kind}' is not supported yet")
+        case VmKind.HOST:
+            if vm.pre_host:
+                log.add(path + ("pre_host",), "the host VM cannot boot before itself; pre_host "
+                        'is for VMs of kind "guest"')
+        case VmKind.RM:
+            log.add(path + ("kind",), 'kind "rm" is not allowed: the Resource Manager VM is '
+                    'built in (vmid 0xFF) and always runs; use "guest" or "host"')
+
+
+def _check_one_host(log: IssueLog, vms: tuple[VmConfig, ...]) -> None:
+    """Reports every VM of kind "host" after the first one."""
+    hosts = [index for index, vm in enumerate(vms)
+             if vm.kind is VmKind.HOST and log.ok(("vm", index, "kind"))]
+    for index in hosts[1:]:
+        log.add(("vm", index, "kind"), f"a topology has at most one host VM; vm[{hosts[0]}] "
+                "is the host already")
 
 
 def _check_memory(log: IssueLog, path: KeyPath, memory: int) -> None:

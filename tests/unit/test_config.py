@@ -215,7 +215,7 @@ BAD = [
     Bad("unknown vm key", HEAD + 'memroy = "16MiB"  # <-\n', "vm[2].memroy",
         "unknown key; did you mean 'memory'?"),
     Bad("unknown key far from any", HEAD + "colour = 3  # <-\n", "vm[2].colour",
-        "unknown key; the keys allowed here are name, image, vcpus, memory, args, kind"),
+        "unknown key; the keys allowed here are name, image, vcpus, memory, args, kind, pre_host"),
     Bad("unknown top-level table", HEAD + '[[vms]]  # <-\nname = "x"\n', "vms",
         "unknown key; did you mean 'vm'?"),
     Bad("unknown topology key", '[topology]\nname = "demo"\nowner = "me"  # <-\n\n' + VMS, "topology.owner",
@@ -293,8 +293,19 @@ BAD = [
         "512 KiB is out of range; a VM has 1 MiB to 4 GiB of memory"),
     Bad("memory too large", HEAD + 'memory = "5GiB"  # <-\n', "vm[2].memory", "5 GiB is out of range"),
     Bad("args with NUL", HEAD + 'args = "a\\u0000b"  # <-\n', "vm[2].args", "contains a NUL character"),
-    Bad("kind host", HEAD + 'kind = "host"  # <-\n', "vm[2].kind", "kind 'host' is not supported yet"),
-    Bad("kind rm", HEAD + 'kind = "rm"  # <-\n', "vm[2].kind", "kind 'rm' is not supported yet"),
+    Bad("kind rm", HEAD + 'kind = "rm"  # <-\n', "vm[2].kind",
+        'kind "rm" is not allowed: the Resource Manager VM is built in (vmid 0xFF) and always '
+        'runs; use "guest" or "host"'),
+    Bad("vm named rm", NEW_VM.replace('"delta"', '"rm"  # <-') + 'image = "guest.elf"\n', "vm[3].name",
+        'the name "rm" is reserved for the built-in Resource Manager VM (vmid 0xFF); '
+        "choose another name"),
+    Bad("second host", HEAD.replace('name = "beta"', 'name = "beta"\nkind = "host"')
+        + 'kind = "host"  # <-\n', "vm[2].kind",
+        "a topology has at most one host VM; vm[1] is the host already"),
+    Bad("pre_host on the host", HEAD + 'kind = "host"\npre_host = true  # <-\n', "vm[2].pre_host",
+        'the host VM cannot boot before itself; pre_host is for VMs of kind "guest"'),
+    Bad("pre_host not a boolean", HEAD + 'pre_host = "yes"  # <-\n', "vm[2].pre_host",
+        'expected a boolean (true or false), got a string ("yes")'),
     Bad("no vms", '[topology]  # <-\nname = "demo"\n', "vm",
         "the topology has no VMs; add at least one [[vm]] table"),
     # --- doorbells
@@ -553,3 +564,20 @@ def test_more_vms_than_dynamic_vmids_is_reported_at_the_first_extra_vm(topo_dir:
     assert [(i.key, i.line) for i in issues] == [("vm[64]", vm_lines[64])]
     assert "at most 64 guest VMs" in issues[0].message
     assert issues_of(text.rsplit("\n[[vm]]", 1)[0], topo_dir) == []
+
+
+def test_the_host_vm_does_not_count_against_the_dynamic_vmids(topo_dir: Path):
+    text = '[topology]\nname = "many"\n' + "".join(
+        f'\n[[vm]]\nname = "v{i}"\nimage = "guest.elf"\n' for i in range(64))
+    host = '\n[[vm]]\nname = "host"\nimage = "guest.elf"\nkind = "host"\n'
+    assert issues_of(text + host, topo_dir) == []
+
+
+def test_a_host_and_pre_host_guests_parse_into_the_model(topo_dir: Path):
+    text = (HEAD.replace('name = "alpha"\nimage = "guest.elf"',
+                         'name = "alpha"\nimage = "guest.elf"\npre_host = true')
+            .replace('name = "beta"\nimage = "guest.elf"',
+                     'name = "beta"\nimage = "guest.elf"\nkind = "host"'))
+    topology = load_topology_text(text, "host.toml", topo_dir)
+    assert [(vm.name, vm.kind, vm.pre_host) for vm in topology.vms] == [
+        ("alpha", VmKind.GUEST, True), ("beta", VmKind.HOST, False), ("gamma", VmKind.GUEST, False)]
