@@ -1,4 +1,4 @@
-"""Resource Manager VM service (RM RPC, VM lifecycle, memparcels). Built in the RM issue.
+"""The Resource Manager VM (vmid 0xFF): RM RPC, VM lifecycle, memparcels, and its process.
 
 The protocol core is pure (no asyncio, sockets, threads, clocks or Unicorn) and imports only
 ``gunyah_net.abi`` (the RM numbers are in ``gunyah_net.abi.rm``) and ``gunyah_net.dt``:
@@ -20,7 +20,15 @@ The protocol core is pure (no asyncio, sockets, threads, clocks or Unicorn) and 
 - ``rm.service`` (handlers in ``rm.service_vm``, ``rm.service_console``, ``rm.service_mem``): the
   application layer, sans-IO: RM RPC fragments in; reply and notification fragments, EL2
   operations and console text out. ``rm.doc`` renders docs/rm.md (implemented calls) from it.
-  The runtime that carries these out over real message queues is the RM issue's remaining work.
+- ``rm.static_vms`` (the VMs ``RmBoot`` lists), ``rm.vm_create`` (VM_INIT's VM_CREATE request,
+  overlay and the owner's resources), ``rm.el2_memory`` (memparcel operations as hypercalls).
+
+The runtime, ``python -m rm`` (``rm.__main__``), is the only part that does I/O (asyncio, mmap):
+``rm.session`` (handshake, lifecycle), ``rm.el2_link`` (hypercalls as Hvc frames, virqs,
+MemUpdate), ``rm.stage2`` (the memory mapped into the RM), ``rm.vm_queues`` (every VM's RM
+queue pair, FIFO outboxes), ``rm.vm_builder`` (VM lifecycle through platform calls) and
+``rm.runtime`` (boot, then one ordered service loop). tests/unit/test_rm_purity.py keeps the
+two apart.
 
 The RM is a client of the EL2 ABI, as in real Gunyah: nothing here imports the coordinator or the
 EL2 object model.

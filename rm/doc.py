@@ -14,6 +14,42 @@ from .payloads import NOTIFICATIONS
 from .service import implemented
 
 
+_RM_VM = (
+    "## The RM VM",
+    "",
+    "The coordinator starts the RM VM first: `python -m rm --socket PATH --vm rm` (vmid 0xFF,",
+    "log `rm.log`, console `rm`). It is Python, not a guest image: `rm.session` does the",
+    "worker handshake (Hello with the topology token, Welcome, then `RmBoot`), `rm.el2_link`",
+    "makes hypercalls as `Hvc` frames and applies `MemUpdate`s to its own stage 2",
+    "(`rm.stage2`, file mappings), and `rm.runtime` drives `RmService` over real message",
+    "queues: msgqueue_receive (0x1C) on a VM's not-empty virq, msgqueue_send (0x1B) through",
+    "one FIFO outbox per VM that waits for the not-full virq on ERROR_MSGQUEUE_FULL.",
+    "",
+    "- Boot: every `RmBoot.vms` entry (`vmid`, `name`, `kind` host|guest, `pre_host`, `vcpus`,",
+    "  `ram_ipa`, `ram_size`, RM caps `addrspace`, `memextent`, `rm_tx_cap`, `rm_rx_cap`, RM",
+    "  virqs `rm_tx_virq`, `rm_rx_virq`) becomes a RUNNING VM owned by the RM whose RAM it may",
+    "  lend, share or donate; then VM_POWERON (`gunyah_net.abi.rm_platform`) in list order.",
+    "  `RmBoot.caps` are the RM's own: `partition`, `ddr`, `addrspace`, `cspace`.",
+    "- Memory: memparcel operations become memextent / addrspace hypercalls (`rm.el2_memory`).",
+    "- VM_INIT maps the image parcel into the RM at 32 GiB, parses `/gunyah-vm-config`, calls",
+    "  VM_CREATE `[vmid, vcpus]` with msgpack data `{name, rm_virqs: [tx, rx], doorbells:",
+    "  [{sender, receiver, virq, label, source_can_clear, edge}], msgqueues: [{sender,",
+    "  receiver, depth, size, tx_virq, rx_virq, label}]}` (reply: `{addrspace, memextent, rm:",
+    "  {vm_tx_cap, vm_rx_cap, rm_tx_cap, rm_rx_cap, rm_tx_virq, rm_rx_virq}, doorbells:",
+    "  [{tx_cap, rx_cap}], msgqueues: [{tx_cap, rx_cap}]}`, tx = the sender's cap), writes the",
+    "  `/hypervisor` overlay into the DTB in place and unmaps it. VM-side virqs the DT leaves",
+    "  out come from INTID 960 up. VM_GET_HYP_RESOURCES then lists the owner's end of every",
+    "  doorbell and message queue.",
+    "- VM_START: VM_POWERON with PC = base + `kernel-entry-offset` (else `image_offset`) and",
+    "  X0 = base + `dtb_offset`, base = the vm-config `memory/base-address`; VM_SET_BOOT_CONTEXT",
+    "  may override PC and X0 (other registers are ignored). VM_STOP / VM_EXIT: platform",
+    "  VM_STOP; VM_RESET: VM_DESTROY. A VM that halts on its own (`VmHalted`) is EXITED, its",
+    "  owner gets VM_EXITED and every parcel it accepted is released.",
+    "- Limits: vdevices connect to the VM's owner only; `shm` vdevices fail VM_INIT; unknown",
+    "  vdevice types are skipped; the overlay has no vCPU caps (vCPUs run in the worker).",
+)
+
+
 def _row(msg_id: int, name: str, kind: str, done: bool) -> str:
     return f"| `{msg_id:#010x}` | {name} | {kind} | {'yes' if done else 'no'} |"
 
@@ -33,8 +69,9 @@ def render() -> str:
         f"implement is answered RM_ERROR_UNIMPLEMENTED (0x{RmError.UNIMPLEMENTED:08X}), with the",
         "request's seq echoed. A notification is \"yes\" when the service can send it.",
         "",
-        "Status: `RmService` is the RM's application layer, tested on its own. The RM VM that runs",
-        "it over real message queues is not built yet, so guests have no RM to call today.",
+        *_RM_VM,
+        "",
+        "## Message IDs",
         "",
         "| ID | Name | Kind | Implemented |",
         "|---|---|---|---|",

@@ -19,6 +19,10 @@ Per request, checks run in this order:
 VM_INIT and VM_START reply only once the runtime reports the EL2 work done:
 ``complete(vmid, Step.INIT | Step.START, outcome)``; VM_RESET's teardown is reported with
 ``complete(vmid, Step.RESET)``. Notifications carry the RM's own seq, one counter for all VMs.
+
+Besides requests, the runtime reports two platform events: ``add_static_vm`` registers each
+statically configured VM at boot (owned by the RM, its RAM lendable), and ``vm_halted`` says a
+VM stopped running on its own (crash, power-off, killed worker).
 """
 
 from __future__ import annotations
@@ -26,9 +30,11 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from gunyah_net.abi.rm import RmError, Vmid
+from gunyah_net.abi.rm import ExitCode, ExitType, RmError, Vmid
 
 from .fields import PayloadError
+from .mem_payloads import SglEntry
+from .memparcel_space import page_range_valid
 from .payloads import REQUESTS
 from .rpc import (
     Notification,
@@ -43,7 +49,7 @@ from .service_answer import Answer, Handler, Pending, ServiceOp, ServiceState, S
 from .service_console import CONSOLE_HANDLERS
 from .service_mem import MEM_HANDLERS
 from .service_vm import VM_HANDLERS, answer_of, forget_vm
-from .vm_payloads import HypResource, VmInit, VmStart
+from .vm_payloads import HypResource, VmExitReason, VmInit, VmStart
 from .vm_record import HLOS_ONLY_CALLS, Notify
 from .vm_table import VmTable
 
@@ -73,6 +79,7 @@ class RmService:
         self.state = ServiceState(vms if vms is not None else VmTable())
         self._receivers: dict[int, RpcReceiver] = {}
         self._seq = 0
+        self._static: set[int] = set()
 
     @property
     def vms(self) -> VmTable:
@@ -118,6 +125,48 @@ class RmService:
                 forget_vm(self.state, vmid)
                 return self._output(answer_of(self.vms.reset_complete(vmid)), None)
         return self._output(answer_of(result), pending)
+
+    def add_static_vm(self, vmid: int, ram_ipa: int, ram_size: int, *,
+                      kind: str = "guest") -> None:
+        """Registers a statically configured VM at RM boot: a RUNNING record owned by the RM
+        (the host, ``kind="host"``, must be vmid 3, which the table always holds) and its RAM
+        [ram_ipa, ram_ipa + ram_size), which it may then lend, share or donate. Raises
+        ``ValueError`` for a kind other than "host" or "guest", a host that is not vmid 3, a
+        vmid already registered or RAM that is not a page-aligned range below 2**44."""
+        if vmid in self._static:
+            raise ValueError(f"static VM {vmid:#x} is already registered")
+        if not page_range_valid(ram_ipa, ram_size):
+            raise ValueError(f"static VM {vmid:#x}: RAM at {ram_ipa:#x} size {ram_size:#x} is "
+                             "not a page-aligned range below 2**44")
+        match kind:
+            case "host" if vmid != Vmid.HLOS:
+                raise ValueError(f"the host VM must be vmid {Vmid.HLOS:#x}, not {vmid:#x}")
+            case "host":
+                pass
+            case "guest":
+                self.vms.add_static(vmid)
+            case _:
+                raise ValueError(f"static VM {vmid:#x}: kind {kind!r} is not 'host' or 'guest'")
+        self.state.parcels.register_memory(vmid, (SglEntry(ram_ipa, ram_size),))
+        self._static.add(vmid)
+
+    def vm_halted(self, vmid: int, exit_type: ExitType,
+                  reason: VmExitReason | None = None) -> Output:
+        """VM ``vmid`` stopped running on its own: it enters EXITED (VM_STATUS to whoever
+        listens, VM_EXITED to its owner) and every parcel it accepted is released (MEM_RELEASED
+        to each owner; ``el2_ops`` unmap them from the VM). The reason's exit_code is
+        SOFTWARE_ERROR for a SOFTWARE_ERROR exit and NORMAL otherwise unless given. Nothing
+        happens for an unknown VM or one that already exited or is being reset."""
+        if reason is None:
+            code = (ExitCode.SOFTWARE_ERROR if exit_type is ExitType.SOFTWARE_ERROR
+                    else ExitCode.NORMAL)
+            reason = VmExitReason(exit_code=code)
+        result = self.vms.vm_halted(vmid, exit_type, reason)
+        if not result.ok or not result.notifications:
+            return Output()
+        released = self.state.parcels.release_all_accepted(vmid)
+        return self._output(Answer(notifications=result.notifications + released.notifications,
+                                   el2_ops=released.el2_ops), None)
 
     def _request(self, caller: int, request: Request) -> Output:
         handler = HANDLERS.get(request.msg_id)

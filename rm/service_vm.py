@@ -10,7 +10,10 @@ Each handler checks what the table does not, calls the table, and turns its ``Re
   and ``PowerOnVm``, and its reply waits for ``complete(vmid, Step.START)``.
 - VM_RESET replies at once (RESETTING), releases what the VM accepted and asks for
   ``TeardownVm``; ``complete(vmid, Step.RESET)`` then enters RESET.
-- VM_EXIT and a forced VM_STOP ask for ``StopVm``.
+- VM_EXIT and a forced VM_STOP ask for ``StopVm`` and then release every parcel the VM
+  accepted (MEM_RELEASED to each owner, the unmaps after the stop): the owner reclaims its
+  memory after VM_EXITED and before VM_RESET (gunyah-abi.md 3.7 teardown), as a halted VM's
+  owner does (``RmService.vm_halted``).
 - VM_GET_HYP_RESOURCES replies with what the runtime reported at ``Step.INIT`` (empty before).
 
 A lifecycle call for a VM whose earlier step is still pending is answered BUSY.
@@ -87,12 +90,23 @@ def _set_status(state: ServiceState, caller: int, request: Any) -> Answer:
 
 
 def _exit(state: ServiceState, caller: int, request: Any) -> Answer:
-    return answer_of(state.vms.vm_exit(caller, request), StopVm(caller))
+    return _exited(state, caller, state.vms.vm_exit(caller, request))
 
 
 def _stop(state: ServiceState, caller: int, request: Any) -> Answer:
-    ops = (StopVm(request.vmid),) if request.flags & VmStopFlag.FORCE else ()
-    return answer_of(state.vms.stop(caller, request), *ops)
+    result = state.vms.stop(caller, request)
+    if not request.flags & VmStopFlag.FORCE:
+        return answer_of(result)
+    return _exited(state, request.vmid, result)
+
+
+def _exited(state: ServiceState, vmid: int, result: Result) -> Answer:
+    """The VM exited (if ``result`` is ok): stop it, then release what it accepted."""
+    if not result.ok:
+        return answer_of(result)
+    released = state.parcels.release_all_accepted(vmid)
+    return Answer(result.error, result.reply, result.notifications + released.notifications,
+                  (StopVm(vmid), *released.el2_ops))
 
 
 def _reset(state: ServiceState, caller: int, request: Any) -> Answer:

@@ -143,6 +143,12 @@ class VmTable:
 
     # --- VMIDs ------------------------------------------------------------------------------------
 
+    def add_static(self, vmid: int) -> None:
+        """Adds a static VM, RUNNING and owned by the RM like the HLOS; ``ValueError`` if taken."""
+        if vmid in self._records or not 0 < vmid < Vmid.ANY or vmid == Vmid.RM:
+            raise ValueError(f"{vmid:#x} cannot be a static VM's vmid: taken or reserved")
+        self._records[vmid] = VmRecord(vmid, Vmid.RM, VmState.RUNNING)
+
     @_answers
     def alloc_vmid(self, caller: int, request: VmAllocVmid) -> Result:
         """VM_ALLOC_VMID: creates a VM in LOAD owned by the caller; replies the vmid if chosen."""

@@ -1,0 +1,142 @@
+"""The RM VM process's session with the coordinator: handshake, boot, serve, end.
+
+The RM connects like a worker: ``Hello(version, vm, pid, token)``, then it must get a
+``Welcome`` for its own name with vmid 0xFF and, right after it, ``RmBoot`` (heartbeats may come
+between). It then runs the ``El2Link`` (frames, heartbeats) and the ``RmRuntime`` (boot, service
+loop) until one of them ends the session.
+
+Exit statuses are the worker's: 0 after Stop or SIGTERM; 1 when the coordinator vanished (no
+socket, EOF, silence); 2 when it rejected us; 3 for a protocol violation (a Welcome for someone
+else, a bad ``RmBoot``, an unexpected frame) or an internal error.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import traceback
+
+from gunyah_net.abi.rm_platform import RM_VMID
+from gunyah_net.wire.messages import PROTOCOL_VERSION, Heartbeat, Hello, Reject, RmBoot, Welcome
+from gunyah_net.wire.transport import Link, LinkClosed
+
+from .el2_link import EXIT_ERROR, EXIT_LINK_LOST, EXIT_OK, EXIT_REJECTED, El2Link, El2LinkClosed
+from .runtime import RmRuntime
+from .stage2 import RmStage2
+from .static_vms import BootError, BootPlan, parse_boot
+
+log = logging.getLogger(__name__)
+
+CONNECT_TIMEOUT = 10.0
+HANDSHAKE_TIMEOUT = 10.0
+DRAIN_TIMEOUT = 1.0
+
+
+class _HandshakeFailed(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class RmSession:
+    """Runs the RM VM for the coordinator at ``socket_path``; ``run`` returns the exit status."""
+
+    def __init__(self, socket_path: str, vm_name: str, token: str) -> None:
+        self._socket_path = socket_path
+        self._name = vm_name
+        self._token = token
+        self._loop = asyncio.get_running_loop()
+        self._done: asyncio.Future[int] = self._loop.create_future()
+        self._link: Link | None = None
+
+    def finish(self, status: int, why: str) -> None:
+        """Ends the session with ``status`` (first caller wins)."""
+        if not self._done.done():
+            log.info("%s: RM finishing (%s)", self._name, why)
+            self._done.set_result(status)
+
+    def terminate(self) -> None:
+        """SIGTERM: exit cleanly."""
+        self.finish(EXIT_OK, "SIGTERM")
+
+    async def run(self) -> int:
+        """Connects, handshakes, boots and serves until the session ends; returns the status."""
+        try:
+            welcome, boot = await self._handshake()
+        except _HandshakeFailed as failed:
+            log.error("%s: %s", self._name, failed)
+            if self._link is not None:
+                self._link.close(str(failed))
+            return failed.status
+        assert self._link is not None
+        stage2 = RmStage2()
+        el2 = El2Link(self._link, stage2, welcome.heartbeat_interval, self.finish)
+        try:
+            runtime = RmRuntime(el2, boot)
+        except ValueError as exc:
+            log.error("%s: RmBoot.caps cannot drive the memory planner: %s", self._name, exc)
+            self._link.close("bad RmBoot")
+            return EXIT_ERROR
+        tasks = [asyncio.create_task(el2.run(), name="rm-link"),
+                 asyncio.create_task(self._serve(runtime), name="rm-runtime")]
+        try:
+            status = await self._done
+        finally:
+            for task in tasks:
+                task.cancel()
+            runtime.close()
+            await el2.drain(DRAIN_TIMEOUT)
+            el2.close("RM exiting")
+            stage2.close()
+        return status
+
+    async def _serve(self, runtime: RmRuntime) -> None:
+        try:
+            await runtime.run()
+        except El2LinkClosed:
+            self.finish(EXIT_LINK_LOST, "the coordinator link closed under a hypercall")
+        except Exception as exc:  # noqa: BLE001 - an RM bug: log it and fail the RM VM
+            log.error("%s: RM runtime failed:\n%s", self._name,
+                      "".join(traceback.format_exception(exc)))
+            self.finish(EXIT_ERROR, f"internal error: {exc!r}")
+
+    async def _handshake(self) -> tuple[Welcome, BootPlan]:
+        try:
+            self._link = await asyncio.wait_for(Link.connect_unix(self._socket_path),
+                                                CONNECT_TIMEOUT)
+            self._link.send(Hello(PROTOCOL_VERSION, self._name, os.getpid(), self._token))
+            welcome = self._check_welcome(await self._next_frame())
+            boot = await self._next_frame()
+        except (OSError, asyncio.TimeoutError, LinkClosed) as exc:
+            raise _HandshakeFailed(EXIT_LINK_LOST,
+                                   f"no coordinator at {self._socket_path}: {exc!r}") from exc
+        if not isinstance(boot, RmBoot):
+            raise _HandshakeFailed(EXIT_ERROR, f"expected RmBoot, got {type(boot).__name__}")
+        try:
+            return welcome, parse_boot(boot.vms, boot.caps)
+        except BootError as exc:
+            raise _HandshakeFailed(EXIT_ERROR, f"bad RmBoot: {exc}") from exc
+
+    async def _next_frame(self) -> object:
+        """The next frame other than a heartbeat."""
+        assert self._link is not None
+        while True:
+            frame = await asyncio.wait_for(self._link.receive(), HANDSHAKE_TIMEOUT)
+            if not isinstance(frame, Heartbeat):
+                return frame
+
+    def _check_welcome(self, reply: object) -> Welcome:
+        match reply:
+            case Welcome() if (reply.version, reply.name, reply.vmid) == (
+                    PROTOCOL_VERSION, self._name, RM_VMID):
+                return reply
+            case Welcome(version=version, name=name, vmid=vmid):
+                raise _HandshakeFailed(EXIT_ERROR, f"Welcome for {name!r} vmid {vmid:#x} version "
+                                       f"{version}, expected {self._name!r} vmid {RM_VMID:#x} "
+                                       f"version {PROTOCOL_VERSION}")
+            case Reject(reason=reason):
+                raise _HandshakeFailed(EXIT_REJECTED, f"coordinator rejected us: {reason}")
+            case _:
+                raise _HandshakeFailed(EXIT_ERROR,
+                                       f"expected Welcome, got {type(reply).__name__}")
