@@ -3,6 +3,8 @@
 Publishing never blocks and never waits for a subscriber. Each subscriber has its own backlog; one
 that falls more than ``backlog_limit`` bytes behind is disconnected with a close reason (it can
 subscribe again and start from the scrollback). Input from subscribers goes to ``input_sink``.
+VMs created at run time are added with ``add_vm`` and leave with ``remove_vm``, which closes their
+subscriptions; output published for a VM the hub does not have is dropped.
 Knows nothing about HTTP or websockets.
 """
 
@@ -115,11 +117,25 @@ class ConsoleHub:
         self._scrollback = {vm: Scrollback(scrollback_size) for vm in vms}
         self._subscribers: dict[str, set[Subscriber]] = {vm: set() for vm in self._scrollback}
         self._input_sink = input_sink
+        self._scrollback_size = scrollback_size
         self._backlog_limit = backlog_limit
         self._closed_reason: str | None = None
 
     def __contains__(self, vm: object) -> bool:
         return vm in self._scrollback
+
+    def add_vm(self, vm: str) -> None:
+        """Adds VM ``vm`` with an empty scrollback; ValueError if the hub has it already."""
+        if vm in self._scrollback:
+            raise ValueError(f"the console hub already has VM {vm!r}")
+        self._scrollback[vm] = Scrollback(self._scrollback_size)
+        self._subscribers[vm] = set()
+
+    def remove_vm(self, vm: str, reason: str) -> None:
+        """Removes VM ``vm`` and its scrollback, closing its subscriptions with ``reason``."""
+        for sub in list(self._subscribers.pop(vm, ())):
+            sub._close(reason)
+        self._scrollback.pop(vm, None)
 
     def vms(self) -> list[str]:
         """Returns the VM names, in topology order."""
@@ -135,7 +151,7 @@ class ConsoleHub:
 
     def publish(self, vm: str, data: bytes) -> None:
         """Records guest output and hands it to every subscriber; disconnects laggards."""
-        if not data:
+        if not data or vm not in self._scrollback:
             return
         self._scrollback[vm].append(data)
         for sub in list(self._subscribers[vm]):
@@ -171,5 +187,5 @@ class ConsoleHub:
                 self._drop(sub, reason)
 
     def _drop(self, sub: Subscriber, reason: str, slow: bool = False) -> None:
-        self._subscribers[sub.vm].discard(sub)
+        self._subscribers.get(sub.vm, set()).discard(sub)
         sub._close(reason, slow)

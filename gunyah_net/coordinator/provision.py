@@ -7,6 +7,7 @@
   ``trigger`` says) and every ``[[msgqueue]]`` (not-empty bound to ``rx_virq`` of the receiver,
   not-full to ``tx_virq`` of the sender; both edge: EL2 asserts them on threshold crossings only);
 - places every ``[[shm]]`` region at one IPA, the same in every participant;
+- creates the RM VM (vmid 0xFF) first, and every VM's RM RPC queue pair (``rm_queues.py``) last;
 - describes each VM's caps and regions as ``gunyah_net.wire.resources`` values for its Welcome.
 
 Virqs left out of the topology are allocated per VM upward from INTID 960 (Gunyah RM's
@@ -21,17 +22,20 @@ VM runs out of default virqs or the window runs out of room: ``ProvisionError`` 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from gunyah_net.abi.errors import HypError
+from gunyah_net.abi.rm_platform import RM_VMID
 from gunyah_net.config.model import (LAST_SPI, RESERVED_VIRQS, SHM_WINDOW_BASE, SHM_WINDOW_END,
                                      Topology, Trigger)
 from gunyah_net.hyp.el2 import El2
 from gunyah_net.hyp.vm import GuestResource
 from gunyah_net.wire.resources import DoorbellResource, MsgqueueResource, Resource, ShmResource
 
+from .rm_queues import RmQueuePair, RmVirqPool, provision_rm_pair, topology_rm_virqs
 from .shm import shm_file_path
+from .vmtable import RM_NAME
 
 FREE_VIRQ_START = 960
 """First INTID of default allocations (Gunyah RM's qcom,free-irq-start for non-RM VMs)."""
@@ -61,8 +65,13 @@ class Provisioned:
 
     el2: El2
     resources: Mapping[str, tuple[Resource, ...]]
-    """Per VM name, in topology order: doorbells, then message queues, then shm regions."""
+    """Per VM name, in topology order: doorbells, then message queues, then shm regions, then
+    its RM RPC pair (``rm-rpc``)."""
     shms: tuple[ShmRegion, ...]
+    rm_pairs: Mapping[str, RmQueuePair] = field(default_factory=dict)
+    """Per VM name: its RM RPC queue pair (rm_queues.py)."""
+    rm_virqs: RmVirqPool = field(default_factory=RmVirqPool)
+    """The RM VM's virqs: those of the static VMs' pairs are taken; VM_CREATE takes more."""
 
 
 @dataclass(frozen=True)
@@ -142,9 +151,12 @@ def _lowest_gap(taken: list[tuple[int, int]], size: int, what: str) -> int:
 def provision(topology: Topology, vmids: Mapping[str, int], shm_dir: Path) -> Provisioned:
     """Builds the EL2 model of ``topology`` and every VM's resources (shm files in ``shm_dir``)."""
     el2 = El2()
+    el2.add_vm(RM_VMID, RM_NAME)  # First: it holds the caps of every VM's memory and RM queues.
     for vm in topology.vms:
         el2.add_vm(vmids[vm.name], vm.name, vcpus=vm.vcpus)
-    virqs = iter(allocate_virqs(topology))
+    claim_virqs = allocate_virqs(topology)
+    virqs = iter(claim_virqs)
+    rm_virqs = RmVirqPool()
     try:
         for bell in topology.doorbells:
             el2.provision_doorbell(vmids[bell.sender], vmids[bell.receiver], next(virqs),
@@ -153,20 +165,59 @@ def provision(topology: Topology, vmids: Mapping[str, int], shm_dir: Path) -> Pr
             rx_virq, tx_virq = next(virqs), next(virqs)
             el2.provision_msgqueue(vmids[queue.sender], vmids[queue.receiver], queue.depth,
                                    queue.message_size, tx_virq, rx_virq, label=queue.label)
+        rm_pairs = _provision_rm_pairs(el2, topology, vmids, claim_virqs, rm_virqs)
     except HypError as exc:
         raise ProvisionError(f"{topology.file}: EL2 refused an object: {exc}") from exc
     shms = tuple(ShmRegion(shm.name, shm.label, shm.size, ipa, shm_file_path(shm_dir, shm.name),
                            tuple(vmids[vm] for vm in shm.vms))
                  for shm, ipa in zip(topology.shms, place_shms(topology), strict=True))
-    resources = {vm.name: _vm_resources(el2, vmids[vm.name], shms) for vm in topology.vms}
-    return Provisioned(el2, resources, shms)
+    _grant_memory(el2, topology, vmids, shm_dir, shms)
+    resources = {vm.name: (*_vm_resources(el2, vmids[vm.name], shms),
+                           rm_pairs[vm.name].resource()) for vm in topology.vms}
+    return Provisioned(el2, resources, shms, rm_pairs, rm_virqs)
+
+
+def _provision_rm_pairs(el2: El2, topology: Topology, vmids: Mapping[str, int],
+                        claim_virqs: list[int], pool: RmVirqPool) -> dict[str, RmQueuePair]:
+    """Creates every VM's RM RPC queue pair, its virqs after the topology's (rm_queues.py)."""
+    claims = [(claim.vm, virq) for claim, virq in zip(_claims(topology), claim_virqs)]
+    try:
+        vm_virqs = topology_rm_virqs(topology, claims)
+    except ValueError as exc:
+        raise ProvisionError(str(exc)) from exc
+    return {vm.name: provision_rm_pair(el2, vmids[vm.name], *vm_virqs[vm.name], pool)
+            for vm in topology.vms}
+
+
+def ram_file_path(shm_dir: Path, vm: str) -> Path:
+    """Returns the path of VM ``vm``'s RAM file in ``shm_dir`` (as ``shm.create_ram_file``)."""
+    return shm_dir / f"{vm}.ram"
+
+
+def _grant_memory(el2: El2, topology: Topology, vmids: Mapping[str, int], shm_dir: Path,
+                  shms: tuple[ShmRegion, ...]) -> None:
+    """Gives every VM its RAM file at RAM_BASE and maps every shm file into its VMs, with the
+    memory caps in the RM's cspace; backing keys are the files' paths."""
+    for vm in topology.vms:
+        el2.grant_ram(vmids[vm.name], str(ram_file_path(shm_dir, vm.name)), vm.memory)
+    for region in shms:
+        try:
+            el2.grant_shm(str(region.path), region.size,
+                          [(vmid, region.ipa) for vmid in region.vmids])
+        except HypError as exc:
+            raise ProvisionError(f"{topology.file}: shm {region.name!r}: EL2 refused it: "
+                                 f"{exc}") from exc
 
 
 def _vm_resources(el2: El2, vmid: int, shms: tuple[ShmRegion, ...]) -> tuple[Resource, ...]:
-    caps = [_cap_resource(r) for r in el2.vm(vmid).resources]
     regions = [ShmResource(s.label, s.name, s.ipa, s.size, str(s.path), s.vmids)
                for s in shms if vmid in s.vmids]
-    return (*caps, *regions)
+    return (*cap_resources(el2, vmid), *regions)
+
+
+def cap_resources(el2: El2, vmid: int) -> tuple[Resource, ...]:
+    """Returns VM ``vmid``'s doorbell and msgqueue caps (not its RM queues) as resources."""
+    return tuple(_cap_resource(r) for r in el2.vm(vmid).resources if r.peer != RM_VMID)
 
 
 def _cap_resource(resource: GuestResource) -> Resource:

@@ -1,8 +1,9 @@
-"""Worker processes: spawning one per VM, killing, and reaping them.
+"""Worker processes: spawning one per VM (and the RM VM's process), killing, and reaping them.
 
 A worker runs in its own session (so a terminal Ctrl-C reaches only the coordinator, which then
 stops the workers in order), with stdin from /dev/null, stdout and stderr appended to its VM's log
-file, and the topology token in GUNYAH_NET_TOKEN rather than on its command line.
+file, and the topology token in GUNYAH_NET_TOKEN rather than on its command line. The RM VM runs
+as ``python -m rm --socket S --vm rm`` the same way (log ``rm.log``, no ``--log`` argument).
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from pathlib import Path
 TOKEN_ENV = "GUNYAH_NET_TOKEN"
 WORKER_COMMAND_ENV = "GUNYAH_NET_WORKER"
 """If set, replaces the worker command prefix (split on whitespace); for tests and profiling."""
+RM_COMMAND_ENV = "GUNYAH_NET_RM"
+"""If set, replaces the RM VM's command prefix (split on whitespace), like GUNYAH_NET_WORKER."""
 
 
 def default_worker_command() -> tuple[str, ...]:
@@ -26,6 +29,14 @@ def default_worker_command() -> tuple[str, ...]:
     if override:
         return tuple(override.split())
     return (sys.executable, "-m", "gunyah_net.worker")
+
+
+def default_rm_command() -> tuple[str, ...]:
+    """Returns the command prefix that starts the RM VM (before --socket/--vm)."""
+    override = os.environ.get(RM_COMMAND_ENV)
+    if override:
+        return tuple(override.split())
+    return (sys.executable, "-m", "rm")
 
 
 class WorkerProcess:
@@ -59,9 +70,12 @@ class WorkerProcess:
 
 
 async def spawn_worker(command: Sequence[str], vm: str, socket: Path, log: Path,
-                       token: str) -> WorkerProcess:
-    """Starts VM ``vm``'s worker connecting to ``socket``; raises OSError if it cannot start."""
-    argv = [*command, "--socket", str(socket), "--vm", vm, "--log", str(log)]
+                       token: str, *, log_arg: bool = True) -> WorkerProcess:
+    """Starts VM ``vm``'s worker connecting to ``socket``; raises OSError if it cannot start.
+    ``log_arg`` False leaves ``--log`` out of its arguments (the RM VM takes none)."""
+    argv = [*command, "--socket", str(socket), "--vm", vm]
+    if log_arg:
+        argv += ["--log", str(log)]
     env = dict(os.environ)
     env[TOKEN_ENV] = token
     fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)

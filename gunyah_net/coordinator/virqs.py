@@ -126,14 +126,29 @@ class VirqRouter:
         """Returns VM ``vmid``'s outbox."""
         return self._outboxes[vmid]
 
+    def add_vm(self, vmid: int, name: str) -> None:
+        """Gives VM ``vmid``, created at run time, a new outbox (replacing a gone one)."""
+        old = self._outboxes.get(vmid)
+        if old is not None:
+            old.detach()
+        self._outboxes[vmid] = VirqOutbox(name)
+
+    def remove_vm(self, vmid: int) -> None:
+        """Drops VM ``vmid``'s outbox and whatever it holds (the VM was destroyed)."""
+        outbox = self._outboxes.pop(vmid, None)
+        if outbox is not None:
+            outbox.detach()
+
     def carry_out(self, effects: Iterable[Effect]) -> None:
         """Delivers each effect, in order, to the outbox of the VM it names."""
         for effect in effects:
             match effect:
-                case AssertVirq(vmid=vmid, virq=virq):
+                case AssertVirq(vmid=vmid, virq=virq) if vmid in self._outboxes:
                     self._outboxes[vmid].deliver(virq, True)
-                case DeassertVirq(vmid=vmid, virq=virq):
+                case DeassertVirq(vmid=vmid, virq=virq) if vmid in self._outboxes:
                     self._outboxes[vmid].deliver(virq, False)
+                case AssertVirq() | DeassertVirq():
+                    log.debug("dropped %s: the VM was destroyed", effect)
 
     def detach_all(self) -> None:
         """Drops everything held (the topology is stopping)."""

@@ -28,7 +28,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from ..wire.resources import DoorbellResource, MsgqueueResource, Resource, ShmResource
+from ..wire.resources import (DoorbellResource, MsgqueueResource, Resource, RmRpcResource,
+                              ShmResource)
 from .fdt import FdtError, Node
 
 HYPERVISOR_COMPATIBLE = ("gunyah-hypervisor", "qcom,gunyah-hypervisor-1.0",
@@ -49,7 +50,9 @@ IRQ_TYPE_LEVEL_HIGH = 4
 IRQ_CLASSES = ((0, 32, 1020), (1, 16, 32), (2, 4096, 5120), (3, 1056, 1120))
 """(specifier class, first INTID, end INTID): SPI, PPI, extended SPI, extended PPI."""
 OWNER_VMID_NONE = 0xFFFF
-"""gunyah-net's statically configured VMs have no owner VM; the RM issue adds the host as owner."""
+"""gunyah-net's statically configured VMs have no owner VM."""
+HLOS_VMID = 3
+"""The host VM (HLOS): its ``/hypervisor`` lacks "gunyah-hypervisor" in ``compatible``."""
 
 
 def interrupt_cells(intid: int, edge: bool) -> tuple[int, int, int]:
@@ -122,9 +125,16 @@ def add_rm_rpc_node(parent: Node, name: str = "gunyah-resource-mgr", *, tx_cap: 
 
 def add_hypervisor_nodes(root: Node, *, vmid: int, name: str,
                          resources: Sequence[Resource]) -> Node:
-    """Adds ``/hypervisor`` (and ``/reserved-memory`` for shm) to ``root``; returns /hypervisor."""
-    hyp = add_hypervisor_node(root)
+    """Adds ``/hypervisor`` (and ``/reserved-memory`` for shm) to ``root``; returns /hypervisor.
+
+    The host VM (vmid 3) gets the HLOS compatible list. The RM RPC node comes first, right after
+    ``qcom,gunyah-vm``, as in the RM's overlay."""
+    hyp = add_hypervisor_node(root, hlos=vmid == HLOS_VMID)
     add_vm_id_node(hyp, vmid=vmid, owner_vmid=OWNER_VMID_NONE, image_name=name)
+    for resource in resources:
+        if isinstance(resource, RmRpcResource):
+            add_rm_rpc_node(hyp, tx_cap=resource.tx_cap, rx_cap=resource.rx_cap,
+                            tx_virq=resource.tx_virq, rx_virq=resource.rx_virq)
     shms = []
     for resource in resources:
         match resource:
@@ -134,6 +144,8 @@ def add_hypervisor_nodes(root: Node, *, vmid: int, name: str,
                 _msgqueue_node(hyp, resource)
             case ShmResource():
                 shms.append(resource)
+            case RmRpcResource():
+                pass  # added above
     if shms:
         _reserved_memory(root, shms)
     return hyp

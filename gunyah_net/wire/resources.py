@@ -2,8 +2,8 @@
 
 Each is a frozen value; on the wire it is a msgpack map with a ``kind`` key. ``from_wire``
 validates it (the worker trusts nothing it decodes) and raises ``MessageError``. The worker turns
-them into the guest's ``/hypervisor`` and ``/reserved-memory`` DT nodes and its vGIC trigger
-modes, and maps shared-memory regions. Pure: no I/O.
+them into the guest's ``/hypervisor`` and ``/reserved-memory`` DT nodes (with the RM RPC node of
+``RmRpcResource``) and its vGIC trigger modes, and maps shared-memory regions. Pure: no I/O.
 """
 
 from __future__ import annotations
@@ -58,11 +58,27 @@ class ShmResource:
     kind = "shm"
 
 
-Resource = DoorbellResource | MsgqueueResource | ShmResource
+@dataclass(frozen=True)
+class RmRpcResource:
+    """The VM's RM RPC message-queue pair (depth 8, 240-byte messages): ``tx_cap`` sends to the
+    RM (``tx_virq`` = not-full), ``rx_cap`` receives from it (``rx_virq`` = not-empty); both
+    virqs are edge-triggered. The guest finds it as the ``gunyah-resource-manager`` DT node."""
+
+    tx_cap: int
+    rx_cap: int
+    tx_virq: int
+    rx_virq: int
+
+    kind = "rm-rpc"
+
+
+Resource = DoorbellResource | MsgqueueResource | ShmResource | RmRpcResource
 
 _KINDS: dict[str, type] = {"doorbell": DoorbellResource, "doorbell-source": DoorbellResource,
                            "msgqueue-tx": MsgqueueResource, "msgqueue-rx": MsgqueueResource,
-                           "shm": ShmResource}
+                           "shm": ShmResource, "rm-rpc": RmRpcResource}
+_CLASS_KINDS = (ShmResource, RmRpcResource)
+"""Resources whose ``kind`` is a class constant, not a field."""
 
 
 def to_wire(resource: Resource) -> dict:
@@ -72,6 +88,8 @@ def to_wire(resource: Resource) -> dict:
             return {"kind": "shm", "label": resource.label, "name": resource.name,
                     "ipa": resource.ipa, "size": resource.size, "path": resource.path,
                     "peers": list(resource.peers)}
+        case RmRpcResource():
+            return {"kind": "rm-rpc", **vars(resource)}
         case _:
             return dict(vars(resource))
 
@@ -83,7 +101,7 @@ def from_wire(obj: object) -> Resource:
     cls = _KINDS.get(obj["kind"])
     if cls is None:
         raise MessageError(f"unknown resource kind {obj['kind']!r}")
-    fields = {k: v for k, v in obj.items() if k != "kind" or cls is not ShmResource}
+    fields = {k: v for k, v in obj.items() if k != "kind" or cls not in _CLASS_KINDS}
     if cls is ShmResource:
         fields["peers"] = tuple(_int_list(fields.get("peers"), "shm.peers"))
     try:
@@ -116,6 +134,13 @@ def _check(resource: Resource) -> None:
                 raise MessageError(f"shm {name!r}: ipa/size must be non-zero multiples of 4 KiB")
             if not isinstance(name, str) or not isinstance(path, str) or not path:
                 raise MessageError("shm: name and path must be strings")
+        case RmRpcResource():
+            for what in ("tx_cap", "rx_cap"):
+                _u64(getattr(resource, what), f"rm-rpc.{what}")
+            for what in ("tx_virq", "rx_virq"):
+                virq = _u64(getattr(resource, what), f"rm-rpc.{what}")
+                if not SPI_FIRST <= virq <= SPI_LAST:
+                    raise MessageError(f"rm-rpc.{what}: {virq} is not an SPI INTID (32..1019)")
         case DoorbellResource(kind=kind) | MsgqueueResource(kind=kind):
             for what in ("cap", "label", "peer"):
                 _u64(getattr(resource, what), f"{kind}.{what}")

@@ -8,6 +8,12 @@ Console input ``!flood N`` makes it print N bytes of a pattern, then ``FLOOD-END
 name starts with "external" gets a worker that never connects (tests connect in its place, see
 ``ExternalWorker``).
 
+Run as the RM VM (``--vm rm``, the coordinator's ``rm_command`` is ``FAKE_RM_COMMAND``) it is a
+minimal RM: Hello, then after the Welcome and ``RmBoot`` it powers every VM on with VM_POWERON in
+``RmBoot`` order, prints ``rmboot <name> vmid=0x.. kind=..`` and ``poweron <name> x0=0x..`` lines
+on its console, and one ``halted vmid=0x.. exit_type=N reason=...`` line per ``VmHalted``. With
+``--external`` (``EXTERNAL_RM_COMMAND``) it never connects: the test is the RM (``ExternalWorker``).
+
 Behaviour switches come from the topology ``args`` (they reach us in Welcome.bootargs):
   fake.silent          stop sending heartbeats (keep the link open)
   fake.garbage         write bytes that are not a frame
@@ -32,13 +38,20 @@ import sys
 
 import msgpack
 
+from gunyah_net.abi.rm_platform import PlatformCall
 from gunyah_net.wire.messages import (ConsoleIn, ConsoleOut, Heartbeat, Hello, Hvc, HvcReturn,
-                                      Message, Reject, Stop, Virq, VmState, Welcome)
+                                      Message, Reject, RmBoot, Stop, Virq, VmHalted, VmState,
+                                      Welcome)
 from gunyah_net.wire.transport import Link, LinkClosed
 
 PR_SET_PDEATHSIG = 1
 FAKE_WORKER_COMMAND = (sys.executable, os.path.abspath(__file__))
 """The worker command prefix that makes a coordinator spawn this fake."""
+FAKE_RM_COMMAND = FAKE_WORKER_COMMAND
+"""The RM command prefix that makes a coordinator spawn this fake as its RM VM."""
+EXTERNAL_COMMAND = (*FAKE_WORKER_COMMAND, "--external")
+"""A worker (or RM VM) process that never connects: the test connects in its place."""
+EXTERNAL_RM_COMMAND = EXTERNAL_COMMAND
 
 
 def _options(bootargs: str) -> dict[str, str]:
@@ -124,14 +137,43 @@ async def _serve(link: Link, welcome: Welcome, opts: dict[str, str]) -> int:
             beats.cancel()
 
 
+async def _serve_rm(link: Link, welcome: Welcome) -> int:
+    """The fake RM VM: powers on every VM of RmBoot in order, reports VmHalted on its console."""
+    boot = await link.receive()
+    assert isinstance(boot, RmBoot), boot
+    beats = asyncio.create_task(_heartbeats(link, welcome.heartbeat_interval))
+    for seq, vm in enumerate(boot.vms, start=1):
+        link.send(ConsoleOut(f"rmboot {vm['name']} vmid=0x{vm['vmid']:x} kind={vm['kind']}\n"
+                             .encode()))
+        link.send(Hvc(seq, 0, PlatformCall.VM_POWERON, [vm["vmid"], 0, 0]))
+    names = {seq: vm["name"] for seq, vm in enumerate(boot.vms, start=1)}
+    try:
+        while True:
+            match await link.receive():
+                case HvcReturn(seq=seq, regs=regs):
+                    link.send(ConsoleOut(f"poweron {names.get(seq)} x0=0x{regs[0]:x}\n".encode()))
+                case VmHalted(vmid=vmid, exit_type=exit_type, reason=reason):
+                    link.send(ConsoleOut(f"halted vmid=0x{vmid:x} exit_type={exit_type} "
+                                         f"reason={reason}\n".encode()))
+                case Stop():
+                    return 0
+                case _:
+                    pass
+    except LinkClosed:
+        return 0
+    finally:
+        beats.cancel()
+
+
 async def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--socket", required=True)
     parser.add_argument("--vm", required=True)
     parser.add_argument("--log")
+    parser.add_argument("--external", action="store_true")
     args = parser.parse_args()
     ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-    if args.vm.startswith("external"):
+    if args.vm.startswith("external") or args.external:
         await asyncio.sleep(3600)
     link = await Link.connect_unix(args.socket)
     link.send(Hello(1, args.vm, os.getpid(), os.environ.get("GUNYAH_NET_TOKEN", "")))
@@ -140,6 +182,8 @@ async def main() -> int:
         print(f"rejected: {first.reason}", file=sys.stderr)
         return 3
     assert isinstance(first, Welcome), first
+    if args.vm == "rm":
+        return await _serve_rm(link, first)
     opts = _options(first.bootargs)
     if "ignore-stop" in opts:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
@@ -164,6 +208,7 @@ def fake_coordinator(base, *vms: tuple[str, str], name: str = "t", objects=None,
     is a dict of the topology's doorbells / msgqueues / shms."""
     from gunyah_net.coordinator import Coordinator
     options.setdefault("heartbeat_interval", 0.25)
+    options.setdefault("rm_command", FAKE_RM_COMMAND)
     return Coordinator(fake_topology(*vms, name=name, **(objects or {})), base=base,
                        worker_command=FAKE_WORKER_COMMAND, **options)
 
@@ -192,7 +237,9 @@ class ExternalWorker:
 
     @classmethod
     async def connect(cls, coordinator, vm: str) -> "ExternalWorker":
-        """Connects as VM ``vm``'s worker and returns it once welcomed."""
+        """Connects as VM ``vm``'s worker, once the coordinator started it (the RM powered it
+        on), and returns it once welcomed."""
+        await coordinator.wait_until(lambda: coordinator.table[vm].pid is not None)
         link = await Link.connect_unix(str(coordinator.tdir.socket))
         link.send(Hello(1, vm, os.getpid(), coordinator.token))
         welcome = await link.receive()
@@ -214,6 +261,17 @@ class ExternalWorker:
     async def hvc(self, number: int, args: list[int], data: bytes = b"") -> HvcReturn:
         """Sends one Hvc and returns its HvcReturn."""
         return await self.reply(self.send_hvc(number, args, data))
+
+    async def frame(self, kind: type, after: int = 0) -> Message:
+        """Waits for the first frame of type ``kind`` at or after index ``after`` of ``frames``."""
+        while True:
+            found = [f for f in self.frames[after:] if isinstance(f, kind)]
+            if found:
+                return found[0]
+            if self.closed.done():
+                raise AssertionError(f"link closed ({self.closed.result()}) before a "
+                                     f"{kind.__name__}")
+            await asyncio.sleep(0.01)
 
     async def _receive(self) -> None:
         try:

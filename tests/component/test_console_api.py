@@ -69,8 +69,10 @@ def test_status_lists_every_vm_with_its_console_url(tmp_path):
 
     c, code, vms = run_with_timeout(body)
     port = urlsplit(c.url).port
-    assert code == 200 and [set(vm) for vm in vms] == [STATUS_KEYS, STATUS_KEYS]
-    a, b = vms
+    assert code == 200 and [set(vm) for vm in vms] == [STATUS_KEYS] * 3
+    rm, a, b = vms
+    assert (rm["name"], rm["vmid"], rm["state"]) == ("rm", 0xFF, "running"), "the RM VM first"
+    assert rm["console"] == f"ws://127.0.0.1:{port}/console/rm"
     assert (a["name"], a["vmid"], a["state"], a["vcpus"]) == ("a", 0x80, "running", 1)
     assert (b["name"], b["vmid"], b["vcpus"]) == ("b", 0x81, 2)
     assert a["console"] == f"ws://127.0.0.1:{port}/console/a"

@@ -96,3 +96,23 @@ def test_input_goes_to_the_sink_with_the_vm_name():
     assert hub.send_input("b", b"key")
     assert not hub.send_input("off", b"lost")
     assert sent == [("b", b"key"), ("off", b"lost")]
+
+
+async def test_a_vm_added_at_run_time_gets_a_console_and_removing_it_closes_its_readers():
+    hub, _ = _hub()
+    hub.add_vm("vm-80")
+    hub.publish("vm-80", b"child says hi\n")
+    sub = hub.subscribe("vm-80")
+    assert "vm-80" in hub and hub.vms()[-1] == "vm-80"
+    assert await _drain(sub) == b"child says hi\n"
+    waiter = asyncio.create_task(sub.get())
+    await asyncio.sleep(0)
+    hub.remove_vm("vm-80", "VM vm-80 was destroyed")
+    with pytest.raises(SubscriberClosed, match="VM vm-80 was destroyed"):
+        await asyncio.wait_for(waiter, 5)
+    assert "vm-80" not in hub
+    hub.publish("vm-80", b"late output of a destroyed VM")  # dropped, not a crash
+    hub.add_vm("vm-80")
+    assert hub.scrollback("vm-80") == b"", "a VM created again with that vmid starts afresh"
+    with pytest.raises(ValueError, match="already has VM 'vm-80'"):
+        hub.add_vm("vm-80")

@@ -68,8 +68,11 @@ def test_welcome_carries_each_vms_caps_virqs_and_one_shared_file_at_one_ipa(tmp_
         return ra, rb, content, shm.exists()
 
     ra, rb, content, exists_after = run_with_timeout(body)
-    assert set(ra) == {"doorbell-source", "doorbell", "msgqueue-tx", "shm"}
-    assert set(rb) == {"doorbell", "doorbell-source", "msgqueue-rx", "shm"}
+    assert set(ra) == {"doorbell-source", "doorbell", "msgqueue-tx", "shm", "rm-rpc"}
+    assert set(rb) == {"doorbell", "doorbell-source", "msgqueue-rx", "shm", "rm-rpc"}
+    # The RM RPC pair's VM-side virqs come after the topology's own: a has 40 and 960.
+    assert (ra["rm-rpc"].tx_virq, ra["rm-rpc"].rx_virq) == (961, 962)
+    assert (rb["rm-rpc"].tx_virq, rb["rm-rpc"].rx_virq) == (962, 963)
     # b receives doorbell 1 (default virq: 960, level) and a doorbell 2 (explicit 40, edge).
     assert (rb["doorbell"].label, rb["doorbell"].virq, rb["doorbell"].edge) == (1, 960, False)
     assert (ra["doorbell"].label, ra["doorbell"].virq, ra["doorbell"].edge) == (2, 40, True)
@@ -79,8 +82,9 @@ def test_welcome_carries_each_vms_caps_virqs_and_one_shared_file_at_one_ipa(tmp_
     assert rb["msgqueue-rx"].edge and ra["msgqueue-tx"].edge
     assert (ra["msgqueue-tx"].depth, ra["msgqueue-tx"].message_size) == (8, 240)
     # Caps are per cspace: every ID carries its VM's vmid.
-    assert all(r.cap >> 16 == VMIDS[A] for k, r in ra.items() if k != "shm")
-    assert all(r.cap >> 16 == VMIDS[B] for k, r in rb.items() if k != "shm")
+    assert all(r.cap >> 16 == VMIDS[A] for k, r in ra.items() if k not in ("shm", "rm-rpc"))
+    assert all(r.cap >> 16 == VMIDS[B] for k, r in rb.items() if k not in ("shm", "rm-rpc"))
+    assert ra["rm-rpc"].tx_cap >> 16 == VMIDS[A] and rb["rm-rpc"].rx_cap >> 16 == VMIDS[B]
     # One zero-filled file, the same path and the same IPA for both peers; gone after stop.
     assert ra["shm"] == rb["shm"]
     assert (ra["shm"].ipa, ra["shm"].size, ra["shm"].label) == (0x4000_0000, 0x10000, 4)

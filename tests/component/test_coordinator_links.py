@@ -10,7 +10,8 @@ import os
 from pathlib import Path
 
 import pytest
-from fake_worker import fake_coordinator, pid_alive, run_with_timeout, wait_for_output
+from fake_worker import (EXTERNAL_RM_COMMAND, fake_coordinator, pid_alive, run_with_timeout,
+                         wait_for_output)
 
 from gunyah_net.coordinator import Coordinator
 from gunyah_net.wire.messages import Heartbeat, Hello, Reject, Welcome
@@ -41,7 +42,8 @@ async def _echoes(c: Coordinator, vm: str, text: str) -> bool:
 
 @pytest.mark.parametrize("hello, reason", [
     (Hello(1, "a", 1, "wrong-token"), "bad token"),
-    (Hello(1, "zz", 1, None), "unknown VM 'zz'; the topology has ['a']"),
+    (Hello(1, "zz", 1, None), "unknown VM 'zz'; the topology has ['a', 'rm']"),
+    (Hello(1, "rm", 1, None), "VM 'rm' already has a connected worker"),
     (Hello(1, "a", 1, None), "VM 'a' already has a connected worker"),
     (Hello(2, "a", 1, None), "protocol version 2 is not supported; the coordinator speaks "
                              "version 1"),
@@ -67,6 +69,7 @@ def test_an_accepted_hello_gets_the_vms_welcome(tmp_path):
     async def body():
         async with fake_coordinator(tmp_path, ("a", ""), ("external", "quiet=1"),
                                     stop_grace=0.5) as c:
+            await c.wait_until(lambda: c.table["external"].pid is not None)  # powered on
             link = await Link.connect_unix(str(c.tdir.socket))
             link.send(Hello(1, "external", os.getpid(), c.token))
             welcome = await link.receive()
@@ -79,7 +82,21 @@ def test_an_accepted_hello_gets_the_vms_welcome(tmp_path):
     assert (welcome.name, welcome.vmid, welcome.vcpus, welcome.memory) == ("external", 0x81, 2,
                                                                           1 << 20)
     assert welcome.bootargs == "vm=external quiet=1" and welcome.heartbeat_interval == 0.25
-    assert Path(welcome.image).is_absolute() and ram == 1 << 20 and welcome.resources == []
+    assert Path(welcome.image).is_absolute() and ram == 1 << 20
+    assert [r["kind"] for r in welcome.resources] == ["rm-rpc"], "its RM queue pair, no more"
+    assert (welcome.regions, welcome.entry, welcome.context) == ([], 0, 0), "it boots its image"
+
+
+def test_a_vm_the_rm_has_not_powered_on_is_refused(tmp_path):
+    async def body():
+        async with fake_coordinator(tmp_path, ("a", ""), rm_command=EXTERNAL_RM_COMMAND) as c:
+            reply, ended = await _hello(c, Hello(1, "a", os.getpid(), c.token))
+            return reply, ended, c.table["a"]
+
+    reply, ended, record = run_with_timeout(body)
+    assert reply == Reject("VM 'a' is not powered on: the RM has not started it yet")
+    assert ended.startswith("peer closed the link")
+    assert (record.state, record.pid) == ("starting", None)
 
 
 def test_heartbeat_silence_crashes_the_vm_and_kills_its_worker(tmp_path):
@@ -121,6 +138,7 @@ def test_a_malformed_frame_crashes_only_that_vm(tmp_path, mode, detail):
 def test_a_worker_sending_a_coordinator_message_is_a_protocol_error(tmp_path):
     async def body():
         async with fake_coordinator(tmp_path, ("external", ""), ("a", "")) as c:
+            await c.wait_until(lambda: c.table["external"].pid is not None)  # powered on
             pid = c.table["external"].pid
             link = await Link.connect_unix(str(c.tdir.socket))
             link.send(Hello(1, "external", os.getpid(), c.token))

@@ -10,13 +10,15 @@ from pathlib import Path
 
 import pytest
 
+from gunyah_net.abi.errors import Error
 from gunyah_net.abi.hypercalls import BY_NAME
 from gunyah_net.config import DoorbellConfig, MsgqueueConfig, ShmConfig, Topology, Trigger, VmConfig
 from gunyah_net.coordinator.provision import (FREE_VIRQ_START, ProvisionError, allocate_virqs,
                                               place_shms, provision)
 from gunyah_net.hyp.effects import AssertVirq
 from gunyah_net.wire import resources as wire
-from gunyah_net.wire.resources import DoorbellResource, MsgqueueResource, ShmResource
+from gunyah_net.wire.resources import (DoorbellResource, MsgqueueResource, RmRpcResource,
+                                       ShmResource)
 
 VMIDS = {"a": 0x80, "b": 0x81, "c": 0x82, "d": 0x83}
 SHM_DIR = Path("/dev/shm/gunyah-net-test")
@@ -88,11 +90,12 @@ def test_each_vm_gets_its_caps_virqs_and_regions_and_they_name_live_objects():
         shms=(ShmConfig("ring", 0x10000, ("a", "b"), 9),))
     done = provision(topology, VMIDS, SHM_DIR)
     a, b = done.resources["a"], done.resources["b"]
-    assert [r.kind for r in a] == ["doorbell-source", "msgqueue-tx", "shm"]
-    assert [r.kind for r in b] == ["doorbell", "msgqueue-rx", "shm"]
-    assert done.resources["c"] == done.resources["d"] == ()
-    bell_tx, queue_tx, shm_a = a
-    bell_rx, queue_rx, shm_b = b
+    assert [r.kind for r in a] == ["doorbell-source", "msgqueue-tx", "shm", "rm-rpc"]
+    assert [r.kind for r in b] == ["doorbell", "msgqueue-rx", "shm", "rm-rpc"]
+    assert [r.kind for r in done.resources["c"]] == [r.kind for r in done.resources["d"]] == \
+        ["rm-rpc"]
+    bell_tx, queue_tx, shm_a, _ = a
+    bell_rx, queue_rx, shm_b, _ = b
     assert bell_rx == DoorbellResource("doorbell", bell_rx.cap, 7, 0x80, 960, True)
     assert bell_tx == DoorbellResource("doorbell-source", bell_tx.cap, 7, 0x81, None, False)
     assert queue_tx == MsgqueueResource("msgqueue-tx", queue_tx.cap, 0xFFFF_FFFF, 0x81, 4, 64,
@@ -109,3 +112,46 @@ def test_each_vm_gets_its_caps_virqs_and_regions_and_they_name_live_objects():
     assert sent.regs == [0, 1] and sent.effects == (AssertVirq(0x81, 961),)
     got = _call(el2, 0x81, "msgqueue_receive", queue_rx.cap, 0, 64, 0)
     assert (got.regs, got.data) == ([0, 3, 0], b"abc")
+
+
+def test_every_vm_gets_an_rm_queue_pair_with_virqs_after_the_topologys_own():
+    topology = _topology(
+        doorbells=(DoorbellConfig("a", "b", 1), DoorbellConfig("c", "b", 2, virq=961)),
+        msgqueues=(MsgqueueConfig("b", "a", 3, tx_virq=964),))
+    done = provision(topology, VMIDS, SHM_DIR)
+    rpc = {vm: done.resources[vm][-1] for vm in VMIDS}
+    assert all(isinstance(r, RmRpcResource) for r in rpc.values())
+    # b: doorbell 1 takes 960 (961 is fixed), 964 is fixed: the pair gets 962 and 963.
+    # a: its queue's rx took 960; the pair gets 961, 962. c and d have no virq of their own.
+    assert {vm: (r.tx_virq, r.rx_virq) for vm, r in rpc.items()} == {
+        "a": (961, 962), "b": (962, 963), "c": (960, 961), "d": (960, 961)}
+    # The RM's ends: virqs from its own pool, from 32 up, skipping 33 (the UART's INTID).
+    pairs = done.rm_pairs
+    assert [(pairs[vm].rm_rx_virq, pairs[vm].rm_tx_virq) for vm in VMIDS] == [
+        (32, 34), (35, 36), (37, 38), (39, 40)]
+    assert all(p.rm_tx_cap >> 16 == 0xFF and p.rm_rx_cap >> 16 == 0xFF for p in pairs.values())
+    assert all(pairs[vm].vm_tx_cap >> 16 == vmid for vm, vmid in VMIDS.items())
+
+
+def test_a_vm_and_the_rm_talk_over_the_pair_with_its_virqs():
+    done = provision(_topology(), VMIDS, SHM_DIR)
+    el2, pair = done.el2, done.rm_pairs["b"]
+    sent = _call(el2, 0x81, "msgqueue_send", pair.vm_tx_cap, 3, 0, 0, 0, data=b"req")
+    assert sent.regs == [0, 1] and sent.effects == (AssertVirq(0xFF, pair.rm_rx_virq),)
+    got = _call(el2, 0xFF, "msgqueue_receive", pair.rm_rx_cap, 0, 240, 0)
+    assert (got.regs, got.data) == ([0, 3, 0], b"req")
+    reply = _call(el2, 0xFF, "msgqueue_send", pair.rm_tx_cap, 5, 0, 0, 0, data=b"reply")
+    assert reply.effects == (AssertVirq(0x81, pair.vm_rx_virq),)
+    assert _call(el2, 0x81, "msgqueue_receive", pair.vm_rx_cap, 0, 240, 0).data == b"reply"
+    wrong = _call(el2, 0x80, "msgqueue_send", pair.vm_tx_cap, 3, 0, 0, 0, data=b"req")
+    assert wrong.regs[0] == int(Error.ARGUMENT_INVALID), "b's cap ID is no slot of a's cspace"
+
+
+def test_a_vm_without_two_free_default_virqs_for_its_rm_pair_is_a_provision_error():
+    spare = 1019 - FREE_VIRQ_START + 1
+    bells = tuple(DoorbellConfig("a", "b", n) for n in range(spare - 1))
+    assert provision(_topology(doorbells=bells[:-1]), VMIDS, SHM_DIR).rm_pairs["b"].vm_rx_virq \
+        == 1019
+    with pytest.raises(ProvisionError, match="VM 'b' has no free default virq left for its RM "
+                                             "RPC queues"):
+        provision(_topology(doorbells=bells), VMIDS, SHM_DIR)

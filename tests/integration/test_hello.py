@@ -12,7 +12,9 @@ from conftest import EXAMPLES, alive, wait_gone
 def test_every_console_says_hello_over_websockets(gunyah_topology):
     topo = gunyah_topology(EXAMPLES / "hello.toml")
     status = topo.status()
-    assert sorted(status) == ["alpha", "beta", "gamma"]
+    assert sorted(status) == ["alpha", "beta", "gamma", "rm"]
+    rm = status.pop("rm")
+    assert (rm["vmid"], rm["state"]) == (0xFF, "running"), "the built-in RM VM"
     for name, vm in status.items():
         assert vm["state"] == "running"
         assert vm["vcpus"] == 1
@@ -20,8 +22,8 @@ def test_every_console_says_hello_over_websockets(gunyah_topology):
         assert vm["console"].startswith("ws://127.0.0.1:")
         # The whole line: the name comes from the guest's DT bootargs.
         topo.console(name).expect(re.compile(rf"hello from {name}\r?\n".encode()), timeout=15)
-    pids = {vm["pid"] for vm in status.values()}
-    assert len(pids) == 3 and os.getpid() not in pids, "one OS process per VM"
+    pids = {vm["pid"] for vm in status.values()} | {rm["pid"]}
+    assert len(pids) == 4 and os.getpid() not in pids, "one OS process per VM and the RM's"
 
 
 def test_console_input_reaches_the_guest_and_two_clients_see_the_echo(gunyah_topology):

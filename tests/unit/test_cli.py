@@ -1,7 +1,8 @@
 """The gunyah-net command line, run as a real process against fake workers.
 
-GUNYAH_NET_WORKER points the coordinator at tests/component/fake_worker.py, so these tests cover the
-CLI, the background coordinator and the control API without guest code.
+GUNYAH_NET_WORKER and GUNYAH_NET_RM point the coordinator at tests/component/fake_worker.py (which
+also plays a minimal RM VM that powers every VM on), so these tests cover the CLI, the background
+coordinator and the control API without guest code.
 """
 
 from __future__ import annotations
@@ -27,7 +28,8 @@ STATUS_KEYS = {"name", "vmid", "state", "pid", "vcpus", "console", "exit_type", 
 @pytest.fixture
 def env(tmp_path):
     return {**os.environ, "GUNYAH_NET_RUNTIME_DIR": str(tmp_path / "run"),
-            "GUNYAH_NET_WORKER": f"{sys.executable} {FAKE}"}
+            "GUNYAH_NET_WORKER": f"{sys.executable} {FAKE}",
+            "GUNYAH_NET_RM": f"{sys.executable} {FAKE}"}
 
 
 def alive(pid: int) -> bool:
@@ -91,9 +93,9 @@ def test_detached_topology_through_status_console_and_down(tmp_path, env):
         assert up.returncode == 0, up.stdout + up.stderr
         assert "consoles: http://127.0.0.1:" in up.stdout and "?token=" in up.stdout
         vms = json.loads(gn(env, "status", "--json").stdout)
-        assert [set(vm) for vm in vms] == [STATUS_KEYS, STATUS_KEYS]
+        assert [set(vm) for vm in vms] == [STATUS_KEYS] * 3
         assert [(vm["name"], vm["vmid"], vm["state"]) for vm in vms] == [
-            ("a", 0x80, "running"), ("b", 0x81, "running")]
+            ("rm", 0xFF, "running"), ("a", 0x80, "running"), ("b", 0x81, "running")]
         table = gn(env, "status").stdout
         assert "NAME" in table and "0x81" in table and f"{tmp_path}/run/duo/<vm>.log" in table
         dump = gn(env, "console", "b", "--dump")
@@ -103,7 +105,7 @@ def test_detached_topology_through_status_console_and_down(tmp_path, env):
         again = gn(env, "up", str(file), "--detach")
         assert again.returncode == 2 and "'duo' is already running" in again.stderr
         unknown = gn(env, "console", "zz")
-        assert unknown.returncode == 2 and "has no VM named 'zz' (VMs: a, b)" in unknown.stderr
+        assert unknown.returncode == 2 and "has no VM named 'zz' (VMs: rm, a, b)" in unknown.stderr
         pids = [vm["pid"] for vm in vms]
     finally:
         down = gn(env, "down")
@@ -124,7 +126,7 @@ def test_several_running_topologies_need_the_topology_option(tmp_path, env):
         assert "2 topologies are running (one, two); choose one with --topology NAME" in \
             ambiguous.stderr
         chosen = gn(env, "status", "--json", "--topology", "two")
-        assert chosen.returncode == 0 and json.loads(chosen.stdout)[0]["name"] == "vm"
+        assert chosen.returncode == 0 and json.loads(chosen.stdout)[1]["name"] == "vm"
         missing = gn(env, "down", "--topology", "three")
         assert missing.returncode == 1 and "'three' is not running (running: one, two)" in \
             missing.stderr
@@ -150,7 +152,7 @@ def test_detach_succeeds_when_a_guest_ran_and_then_faulted(tmp_path, env):
         assert up.returncode == 0, up.stderr
         assert "warning: VM guest crashed: guest fault: undefined instruction" in up.stderr
         states = {vm["name"]: vm["state"] for vm in json.loads(gn(env, "status", "--json").stdout)}
-        assert states == {"ok": "running", "guest": "crashed"}
+        assert states == {"rm": "running", "ok": "running", "guest": "crashed"}
     finally:
         gn(env, "down")
 
@@ -162,10 +164,11 @@ def test_foreground_up_runs_until_sigint_and_exits_0(tmp_path, env):
                             start_new_session=True)
     try:
         deadline = time.monotonic() + 30
-        while gn(env, "status", "--json").returncode != 0:
+        while (status := gn(env, "status", "--json")).returncode != 0 or \
+                any(vm["state"] != "running" for vm in json.loads(status.stdout)):
             assert proc.poll() is None and time.monotonic() < deadline
             time.sleep(0.1)
-        (vm,) = json.loads(gn(env, "status", "--json").stdout)
+        rm, vm = json.loads(status.stdout)
         os.killpg(proc.pid, signal.SIGINT)
         out, _ = proc.communicate(timeout=20)
     finally:
@@ -174,7 +177,7 @@ def test_foreground_up_runs_until_sigint_and_exits_0(tmp_path, env):
     assert proc.returncode == 0, out
     assert "a (vmid 0x80): running" in out and "shutting down (received SIGINT)" in out
     assert out.rstrip().endswith("topology 'fg' stopped")
-    assert not alive(vm["pid"])
+    assert not alive(vm["pid"]) and not alive(rm["pid"])
     assert not (tmp_path / "run" / "fg").exists()
 
 
@@ -220,11 +223,11 @@ def test_status_cleans_up_after_a_coordinator_killed_with_sigkill(tmp_path, env)
     file = topology(tmp_path, "doomed", ("a", ""))
     assert gn(env, "up", str(file), "--detach").returncode == 0
     info = json.loads((tmp_path / "run/doomed/coordinator.json").read_text())
-    (vm,) = json.loads(gn(env, "status", "--json").stdout)
+    rm, vm = json.loads(gn(env, "status", "--json").stdout)
     os.kill(info["pid"], signal.SIGKILL)
     deadline = time.monotonic() + 5
-    while alive(vm["pid"]):
-        assert time.monotonic() < deadline, "the worker outlived its coordinator"
+    while alive(vm["pid"]) or alive(rm["pid"]):
+        assert time.monotonic() < deadline, "a worker or the RM outlived its coordinator"
         time.sleep(0.02)
     out = gn(env, "status")
     assert out.returncode == 1 and "no topology is running" in out.stderr

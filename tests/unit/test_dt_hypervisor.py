@@ -5,10 +5,12 @@ import subprocess
 
 import pytest
 
-from gunyah_net.dt.hypervisor import add_hypervisor_nodes
+from gunyah_net.dt.hypervisor import (HLOS_HYPERVISOR_COMPATIBLE, RM_COMPATIBLE,
+                                      add_hypervisor_nodes)
 from gunyah_net.dt.reader import parse_dtb
 from gunyah_net.dt.vmtree import VmDtSpec, vm_dtb, vm_tree
-from gunyah_net.wire.resources import DoorbellResource, MsgqueueResource, ShmResource
+from gunyah_net.wire.resources import (DoorbellResource, MsgqueueResource, RmRpcResource,
+                                       ShmResource)
 
 RESOURCES = [
     DoorbellResource("doorbell", cap=0x810005, label=1, peer=0x80, virq=960, edge=False),
@@ -19,12 +21,13 @@ RESOURCES = [
                      message_size=240, virq=962),
     ShmResource(label=4, name="ring0", ipa=0x4000_0000, size=0x10000, path="/dev/shm/x",
                 peers=(0x80, 0x81)),
+    RmRpcResource(tx_cap=0x810009, rx_cap=0x81000A, tx_virq=963, rx_virq=964),
 ]
 
 
-def _tree():
+def _tree(vmid: int = 0x81):
     root = vm_tree(VmDtSpec("beta", 1, 0x8000_0000, 16 << 20, "vm=beta"))
-    add_hypervisor_nodes(root, vmid=0x81, name="beta", resources=RESOURCES)
+    add_hypervisor_nodes(root, vmid=vmid, name="beta", resources=RESOURCES)
     return parse_dtb(vm_dtb(root))
 
 
@@ -54,6 +57,27 @@ def test_caps_labels_and_interrupts():
     assert rx.prop("interrupts").as_cells() == (0, 961 - 32, 1)
     assert rx.prop("tx_message_size").as_u32() == 240
     assert hyp.child("message-queue-tx@810008").prop("is-sender") is not None
+
+
+def test_the_rm_rpc_pair_is_the_resource_manager_node_with_tx_then_rx():
+    node = _tree().find("/hypervisor/gunyah-resource-mgr@81000a")
+    assert node.prop("compatible").as_strings() == RM_COMPATIBLE
+    assert node.prop("reg").value == (0x810009).to_bytes(8, "big") + \
+        (0x81000A).to_bytes(8, "big")
+    assert node.prop("interrupts").as_cells() == (0, 963 - 32, 1, 0, 964 - 32, 1)
+    assert node.prop("qcom,is-full-duplex") is not None
+    assert node.prop("qcom,free-irq-start").as_u32() == 960
+    assert node.prop("qcom,tx-message-size").as_u32() == 240
+    assert node.prop("qcom,rx-queue-depth").as_u32() == 8
+
+
+def test_the_host_vm_gets_the_hlos_hypervisor_compatible_list():
+    hlos, guest = _tree(vmid=3), _tree()
+    assert hlos.find("/hypervisor").prop("compatible").as_strings() == \
+        HLOS_HYPERVISOR_COMPATIBLE
+    assert "gunyah-hypervisor" not in HLOS_HYPERVISOR_COMPATIBLE
+    assert guest.find("/hypervisor").prop("compatible").as_strings()[0] == "gunyah-hypervisor"
+    assert hlos.find("/hypervisor/gunyah-resource-mgr@81000a") is not None
 
 
 def test_shared_memory_is_reserved_memory_with_its_label():

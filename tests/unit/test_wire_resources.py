@@ -3,8 +3,8 @@
 import pytest
 
 from gunyah_net.wire.messages import MessageError
-from gunyah_net.wire.resources import (DoorbellResource, MsgqueueResource, ShmResource, from_wire,
-                                       to_wire)
+from gunyah_net.wire.resources import (DoorbellResource, MsgqueueResource, RmRpcResource,
+                                       ShmResource, from_wire, to_wire)
 
 GOOD = [
     DoorbellResource("doorbell", cap=5, label=1, peer=0x81, virq=960, edge=True),
@@ -13,6 +13,7 @@ GOOD = [
                      virq=961),
     ShmResource(label=3, name="ring0", ipa=0x4000_0000, size=0x1_0000, path="/dev/shm/r",
                 peers=(0x80, 0x81)),
+    RmRpcResource(tx_cap=0x3_0000, rx_cap=0x3_0001, tx_virq=962, rx_virq=963),
 ]
 
 
@@ -36,6 +37,13 @@ BAD = {
                   "path": "/p", "peers": [1]},
     "peers not a list": {"kind": "shm", "label": 1, "name": "a", "ipa": 0x4000_0000,
                          "size": 4096, "path": "/p", "peers": 3},
+    "rm-rpc virq a PPI": {"kind": "rm-rpc", "tx_cap": 1, "rx_cap": 2, "tx_virq": 27,
+                          "rx_virq": 960},
+    "rm-rpc missing rx": {"kind": "rm-rpc", "tx_cap": 1, "tx_virq": 960, "rx_virq": 961},
+    "rm-rpc cap a string": {"kind": "rm-rpc", "tx_cap": "1", "rx_cap": 2, "tx_virq": 960,
+                            "rx_virq": 961},
+    "rm-rpc virq nil": {"kind": "rm-rpc", "tx_cap": 1, "rx_cap": 2, "tx_virq": None,
+                        "rx_virq": 961},
 }
 
 
