@@ -18,6 +18,8 @@
 #include <gn/platform.h>
 #include <gn/psci.h>
 #include <gn/ring.h>
+#include <gn/rm_calls.h>
+#include <gn/rm_rpc.h>
 #include <gn/string.h>
 #include <gn/timer.h>
 #include <gn/uart.h>

@@ -1,0 +1,78 @@
+/*
+ * rm-child: the VM host-launch creates at run time through the RM. It has no
+ * UART of its own: everything it says goes through its RM console
+ * (VM_CONSOLE_OPEN / WRITE / FLUSH), which the RM forwards to its owner as
+ * VM_CONSOLE_CHARS.
+ *
+ * Loaded as a flat binary (images/rm-child.bin) at the start of the host's
+ * image parcel, which the RM maps at 0x8000_0000 (the link address); its DT
+ * (images/rm-child.dtb, from child.dts) sits at parcel offset 0xF0000 and
+ * gets the RM's /hypervisor overlay, whose RM node this program uses.
+ *
+ * Lines, in order:
+ *   child: hello from vmid 0x<vmid>
+ *   child: DT says vmid 0x<vmid>, owner 0x<owner>
+ *   child: running at 0x<image>, DTB at 0x<dtb>
+ *   child: idle
+ * Then it idles in WFI, still draining its RM queue, until the host stops it.
+ * If the RM link cannot be used it calls VM_EXIT with SOFTWARE_ERROR, so the
+ * host sees VM_EXITED (exit_type VM_EXIT) instead of silence.
+ */
+#include <gn/sdk.h>
+
+extern char __image_start[];
+
+static gn_rm rm;
+
+/* Writes a formatted line to this VM's RM console; false on an RM error. */
+__attribute__((format(printf, 1, 2))) static bool say(const char *fmt, ...)
+{
+    char line[160];
+    va_list ap;
+    va_start(ap, fmt);
+    int len = gn_vsnprintf(line, sizeof(line), fmt, ap);
+    va_end(ap);
+    size_t n = (size_t)len < sizeof(line) ? (size_t)len : sizeof(line) - 1;
+    return gn_rm_console_write(&rm, 0, line, n) == 0;
+}
+
+static uint32_t dt_u32(const gn_dt *dt, const char *path, const char *prop)
+{
+    uint32_t value = 0;
+    int node = gn_dt_find_node(dt, path);
+    if (node >= 0)
+        gn_dt_prop_u32(dt, node, prop, &value);
+    return value;
+}
+
+static bool greet(const gn_dt *dt, const void *dtb)
+{
+    uint16_t vmid = 0;
+    if (gn_rm_vm_get_vmid(&rm, &vmid) != 0 || gn_rm_console_open(&rm, 0) != 0)
+        return false;
+    const char *vm = "/hypervisor/qcom,gunyah-vm";
+    return say("child: hello from vmid 0x%x\n", vmid) &&
+           say("child: DT says vmid 0x%x, owner 0x%x\n", dt_u32(dt, vm, "qcom,vmid"),
+               dt_u32(dt, vm, "qcom,owner-vmid")) &&
+           say("child: running at %p, DTB at %p\n", (void *)__image_start, dtb) &&
+           say("child: idle\n") && gn_rm_console_flush(&rm, 0) == 0;
+}
+
+/* Keeps the RM receive queue drained (notifications are dropped) and sleeps. */
+_Noreturn static void idle(void)
+{
+    gn_rm_notification note;
+    while (gn_rm_next_notification(&rm, &note, GN_RM_WAIT_FOREVER) == GN_RM_OK)
+        ;
+    gn_idle_forever(); /* the queue broke: just sleep */
+}
+
+int main(const void *dtb)
+{
+    gn_dt dt;
+    if (gn_dt_init(&dt, dtb) != GN_DT_OK || gn_rm_open(&rm, &dt) != GN_RM_OK)
+        gn_idle_forever(); /* no way to tell anyone; the host's wait times out */
+    if (!greet(&dt, dtb))
+        (void)gn_rm_vm_exit(&rm, 0, GN_RM_EXIT_CODE_SOFTWARE_ERROR);
+    idle();
+}
