@@ -41,199 +41,54 @@ away only where the operation takes it away (an owner's LEND or DONATE, a borrow
 
 ``RestoreOwner`` and ``DonateToVm`` end the parcel: its (empty, unmapped) extent waits for the
 next parcel, so a long run of lend / reclaim cycles uses a bounded number of RM caps.
+
+The call values and their encodings are in ``el2_calls``, what is known of one parcel in
+``el2_parcel``; their public names are importable from here too.
 """
 
 from __future__ import annotations
 
-from collections.abc import Generator, Iterable, Mapping
-from dataclasses import dataclass, field, replace
+from collections.abc import Iterable, Mapping
+from dataclasses import replace
 
-from gunyah_net.abi.errors import Error
-from gunyah_net.abi.hypercalls import BY_NAME, ArgKind, lookup
-from gunyah_net.abi.rm import MemAttr, MemRights, Vmid
+from gunyah_net.abi.rm import MemRights, Vmid
 
-from .mem_payloads import SglEntry
+from .el2_calls import (
+    ACCESS_BITS,
+    DONATE_TO_SIBLING,
+    MAP_PARTIAL,
+    MEMTYPE,
+    MODIFY_ZERO_RANGE,
+    NOSYNC,
+    El2CallFailed,
+    HvcCall,
+    Plan,
+    Steps,
+    issue,
+    map_attrs,
+)
+from .el2_parcel import ParcelMapping, ParcelState, PhysRun
 from .memparcel import (
     PAGE_SIZE,
     DonateToParcel,
     DonateToVm,
     El2Op,
     MapInto,
-    RegionMap,
     RestoreOwner,
     Sanitize,
     UnmapFrom,
 )
 
+__all__ = ["DDR_SIZE", "DONATE_TO_SIBLING", "MAP_PARTIAL", "MEMTYPE", "MODIFY_ZERO_RANGE",
+           "NOSYNC", "PARCEL_ME_ATTRS", "RM_WINDOW_ATTRS", "El2CallFailed", "HvcCall",
+           "MemoryPlanner", "ParcelMapping", "ParcelState", "PhysRun", "Plan", "map_attrs"]
+
 DDR_SIZE = 1 << 44
 """Every DDR child extent spans physical [0, 2^44) (RM ``vm_memory.h`` ADDR_LIMIT)."""
 PARCEL_ME_ATTRS = 0x7 | 0 << 8 | 1 << 16
 """me_attrs of a parcel extent: access RWX (2:0), memtype ANY (9:8), type SPARSE (17:16)."""
-MAP_PARTIAL = 1
-"""map_flags bit 0."""
-DONATE_TO_SIBLING = 2
-"""memextent_donate options bits 7:0."""
-MODIFY_ZERO_RANGE = 1
-"""memextent_modify flags bits 7:0."""
-NOSYNC = 1 << 31
-"""memextent_modify flags bit 31: needed by ZERO_RANGE."""
-MEMTYPE = {MemAttr.NORMAL: 0b1111, MemAttr.CACHED: 0b1111, MemAttr.UNCACHED: 0b0101,
-           MemAttr.DEVICE: 0b0001}
-"""Stage-2 memtype (map_attrs 23:16, pgtable_vm_memtype) of each memparcel attr."""
-
-_U64 = (1 << 64) - 1
-_ACCESS_BITS = 0x77
-"""The user (2:0) and kernel (6:4) access of a map_attrs word: an update_attrs word."""
-
-
-def map_attrs(rights: int, attr: int = MemAttr.NORMAL) -> int:
-    """Returns the map_attrs word: user access 2:0 and kernel access 6:4 both ``rights``
-    (R = 4, W = 2, X = 1), memtype 23:16 from the memparcel ``attr``."""
-    if attr not in MEMTYPE or not 0 <= rights <= MemRights.RWX:
-        raise ValueError(f"no mapping for rights {rights:#x} attr {attr}")
-    return rights | rights << 4 | MEMTYPE[MemAttr(attr)] << 16
-
-
 RM_WINDOW_ATTRS = map_attrs(MemRights.RW)
 """How ``map_into_rm`` maps a parcel into the RM: RW, normal write-back."""
-
-
-@dataclass(frozen=True)
-class HvcCall:
-    """One hypercall the RM must make: table number, input registers in table order."""
-
-    number: int
-    args: tuple[int, ...]
-
-    @classmethod
-    def of(cls, name: str, **inputs: int) -> HvcCall:
-        """Builds hypercall ``name`` from its inputs by table name; reserved registers are 0."""
-        spec = BY_NAME.get(name)
-        if spec is None:
-            raise ValueError(f"no hypercall named {name!r}")
-        wanted = {a.name for a in spec.inputs if a.kind is not ArgKind.RESERVED}
-        if set(inputs) != wanted:
-            raise ValueError(f"{name} takes {sorted(wanted)}, got {sorted(inputs)}")
-        return cls(spec.number, tuple(0 if a.kind is ArgKind.RESERVED else inputs[a.name] & _U64
-                                      for a in spec.inputs))
-
-    @property
-    def name(self) -> str:
-        """The hypercall's table name."""
-        spec = lookup(self.number)
-        return spec.name if spec else f"hypercall {self.number:#x}"
-
-
-class El2CallFailed(Exception):
-    """A hypercall of a plan returned an error in X0; the plan stopped there."""
-
-    def __init__(self, call: HvcCall, x0: int) -> None:
-        self.call = call
-        self.number = call.number
-        self.x0 = x0 & _U64
-        signed = self.x0 - (1 << 64) if self.x0 >> 63 else self.x0
-        try:
-            self.error = Error(signed)
-        except ValueError:
-            self.error = Error.FAILURE  # a code outside the enumeration: ``x0`` has it raw
-        args = ", ".join(f"{a:#x}" for a in call.args)
-        super().__init__(f"{call.name}({args}) -> {self.error.name} (X0 {self.x0:#x})")
-
-
-Plan = Generator[HvcCall, list[int], None]
-"""Yields the calls one by one; ``send`` it each call's result registers (X0 first)."""
-_Steps = Generator[HvcCall, list[int], int]
-
-
-def _issue(call: HvcCall) -> Generator[HvcCall, list[int], list[int]]:
-    """Yields ``call``; returns its result registers, or raises El2CallFailed on X0 != 0."""
-    regs = yield call
-    if not regs:
-        raise ValueError(f"{call.name}: the runtime sent no result registers")
-    if regs[0] != 0:
-        raise El2CallFailed(call, regs[0])
-    return regs
-
-
-@dataclass(frozen=True)
-class PhysRun:
-    """IPAs [ipa, +size) hold the pages at ``phys`` (offset in every DDR child extent); ``attrs``
-    is the owner's map_attrs there, as addrspace_lookup reported them."""
-
-    ipa: int
-    phys: int
-    size: int
-    attrs: int
-
-
-@dataclass(frozen=True)
-class ParcelMapping:
-    """One addrspace_map of a parcel extent: run ``phys`` / ``size`` at ``ipa`` of ``vmid``;
-    ``rm_window`` marks the RM's own window (``map_into_rm``)."""
-
-    vmid: int
-    ipa: int
-    phys: int
-    size: int
-    attrs: int
-    rm_window: bool = False
-
-
-@dataclass
-class ParcelState:
-    """What the planner knows of one parcel handle."""
-
-    extent: int | None = None
-    owner: int | None = None
-    regions: list[SglEntry] = field(default_factory=list)
-    """The owner IPA ranges donated into the parcel, in SGL order."""
-    runs: list[PhysRun] = field(default_factory=list)
-    """Owner IPA -> pages, one entry per addrspace_lookup answer."""
-    owner_unmapped: list[PhysRun] = field(default_factory=list)
-    """The owner mappings ``UnmapFrom`` removed, which ``RestoreOwner`` maps again."""
-    mappings: list[ParcelMapping] = field(default_factory=list)
-
-    def slice(self, ipa: int, size: int) -> list[PhysRun]:
-        """Returns the runs holding owner IPAs [ipa, +size), clipped to it, in IPA order;
-        ValueError if some page of it was never looked up."""
-        out, cursor, end = [], ipa, ipa + size
-        for run in sorted(self.runs, key=lambda r: r.ipa):
-            lo, hi = max(cursor, run.ipa), min(end, run.ipa + run.size)
-            if lo >= hi:
-                continue
-            if lo != cursor:
-                break
-            out.append(PhysRun(lo, run.phys + lo - run.ipa, hi - lo, run.attrs))
-            cursor = hi
-        if cursor != end or size <= 0:
-            raise ValueError(f"owner IPAs [{ipa:#x}, +{size:#x}) are not in the parcel")
-        return out
-
-    def pieces(self, region_map: RegionMap) -> list[PhysRun]:
-        """Returns the runs of ``region_map`` at the IPAs where its VM sees them."""
-        shift = region_map.ipa - region_map.owner_ipa
-        return [replace(run, ipa=run.ipa + shift)
-                for run in self.slice(region_map.owner_ipa, region_map.size)]
-
-    def mapping(self, vmid: int, run: PhysRun) -> ParcelMapping | None:
-        """Returns the parcel mapping of exactly ``run`` in ``vmid`` (not the RM's window)."""
-        return next((m for m in self.mappings if not m.rm_window and
-                     (m.vmid, m.ipa, m.phys, m.size) == (vmid, run.ipa, run.phys, run.size)),
-                    None)
-
-    def owner_lost(self, run: PhysRun) -> bool:
-        """True if ``UnmapFrom`` took the owner's mapping of ``run`` away."""
-        return any(u.ipa <= run.ipa and run.ipa + run.size <= u.ipa + u.size
-                   for u in self.owner_unmapped)
-
-    def covers(self, ipa: int, size: int) -> bool:
-        """True if every page of owner IPAs [ipa, +size) was looked up, False if none was;
-        ValueError if only some were (a range that overlaps another region of the parcel)."""
-        covered = sum(max(0, min(ipa + size, r.ipa + r.size) - max(ipa, r.ipa))
-                      for r in self.runs)
-        if 0 < covered < size:
-            raise ValueError(f"owner IPAs [{ipa:#x}, +{size:#x}) overlap a region of the parcel")
-        return covered == size
 
 
 def _unmap(addrspace: int, extent: int, run: PhysRun | ParcelMapping) -> HvcCall:
@@ -341,7 +196,7 @@ class MemoryPlanner:
         for region in state.regions:
             for run in state.slice(region.ipa, region.size):
                 run = replace(run, ipa=ipa)
-                yield from _issue(_map(self._rm_addrspace, extent, run, RM_WINDOW_ATTRS))
+                yield from issue(_map(self._rm_addrspace, extent, run, RM_WINDOW_ATTRS))
                 state.mappings.append(ParcelMapping(Vmid.RM, ipa, run.phys, run.size,
                                                     RM_WINDOW_ATTRS, rm_window=True))
                 ipa += run.size
@@ -350,21 +205,21 @@ class MemoryPlanner:
                    mappings: Iterable[ParcelMapping]) -> Plan:
         for mapping in list(mappings):
             addrspace = self._rm_addrspace if mapping.rm_window else self._addrspace(mapping.vmid)
-            yield from _issue(_unmap(addrspace, extent, mapping))
+            yield from issue(_unmap(addrspace, extent, mapping))
             state.mappings.remove(mapping)
 
-    def _ensure_extent(self, state: ParcelState) -> _Steps:
+    def _ensure_extent(self, state: ParcelState) -> Steps:
         """Gives the parcel its extent: a spare one, or a new SPARSE child of DDR."""
         if state.extent is None and self._spare:
             state.extent = self._spare.pop()
         if state.extent is None:
-            regs = yield from _issue(HvcCall.of("partition_create_memextent",
+            regs = yield from issue(HvcCall.of("partition_create_memextent",
                                                 partition=self._partition, cspace=self._cspace))
             cap = regs[1]
-            yield from _issue(HvcCall.of("memextent_configure_derive", memextent=cap,
+            yield from issue(HvcCall.of("memextent_configure_derive", memextent=cap,
                                          parent_memextent=self._ddr, offset=0, size=DDR_SIZE,
                                          attributes=PARCEL_ME_ATTRS))
-            yield from _issue(HvcCall.of("object_activate", cap=cap))
+            yield from issue(HvcCall.of("object_activate", cap=cap))
             state.extent = cap
         return state.extent
 
@@ -377,7 +232,7 @@ class MemoryPlanner:
             if state.covers(start, size):
                 continue
             while ipa < end:
-                regs = yield from _issue(HvcCall.of("addrspace_lookup", addrspace=addrspace,
+                regs = yield from issue(HvcCall.of("addrspace_lookup", addrspace=addrspace,
                                                     memextent=owned, vbase=ipa, size=end - ipa))
                 if len(regs) < 4 or not 0 < regs[2] or regs[2] % PAGE_SIZE:
                     raise ValueError(f"addrspace_lookup at {ipa:#x} answered {regs}")
@@ -404,7 +259,7 @@ class MemoryPlanner:
         yield from self._resolve(state, op.vmid, [(m.owner_ipa, m.size) for m in op.maps])
         for region_map in op.maps:
             for run in state.pieces(region_map):
-                yield from _issue(_unmap(addrspace, owned, run))
+                yield from issue(_unmap(addrspace, owned, run))
                 state.owner_unmapped.append(run)
 
     def _unmap_borrower(self, op: UnmapFrom, state: ParcelState) -> Plan:
@@ -423,10 +278,10 @@ class MemoryPlanner:
         for region in op.regions:
             for run in state.slice(region.ipa, region.size):
                 if not state.owner_lost(run):
-                    yield from _issue(_map(addrspace, extent, run, run.attrs))
+                    yield from issue(_map(addrspace, extent, run, run.attrs))
                     state.mappings.append(ParcelMapping(op.owner, run.ipa, run.phys, run.size,
                                                         run.attrs))
-                yield from _issue(_donate(owned, extent, run))
+                yield from issue(_donate(owned, extent, run))
             state.regions.append(region)
 
     def _map_into(self, op: MapInto) -> Plan:
@@ -436,11 +291,11 @@ class MemoryPlanner:
             for run in state.pieces(region_map):
                 mapping = state.mapping(op.vmid, run)
                 if mapping is None:
-                    yield from _issue(_map(addrspace, extent, run, attrs))
+                    yield from issue(_map(addrspace, extent, run, attrs))
                 else:
-                    yield from _issue(HvcCall.of(
+                    yield from issue(HvcCall.of(
                         "addrspace_update_access", addrspace=addrspace, memextent=extent,
-                        vbase=run.ipa, update_attrs=attrs & _ACCESS_BITS, map_flags=MAP_PARTIAL,
+                        vbase=run.ipa, update_attrs=attrs & ACCESS_BITS, map_flags=MAP_PARTIAL,
                         offset=run.phys, size=run.size))
                     state.mappings.remove(mapping)
                 state.mappings.append(ParcelMapping(op.vmid, run.ipa, run.phys, run.size, attrs))
@@ -449,7 +304,7 @@ class MemoryPlanner:
         state, extent = self._known(op.handle)
         for region in op.regions:
             for run in state.slice(region.ipa, region.size):
-                yield from _issue(HvcCall.of("memextent_modify", memextent=extent,
+                yield from issue(HvcCall.of("memextent_modify", memextent=extent,
                                              flags=MODIFY_ZERO_RANGE | NOSYNC, offset=run.phys,
                                              size=run.size))
 
@@ -462,10 +317,10 @@ class MemoryPlanner:
         addrspace, owned = self._addrspace(op.owner), self._owned(op.owner)
         for region in op.regions:
             for run in state.slice(region.ipa, region.size):
-                yield from _issue(_donate(extent, owned, run))
+                yield from issue(_donate(extent, owned, run))
         while state.owner_unmapped:
             run = state.owner_unmapped[0]
-            yield from _issue(_map(addrspace, owned, run, run.attrs))
+            yield from issue(_map(addrspace, owned, run, run.attrs))
             state.owner_unmapped.pop(0)
         yield from self._end(op.handle, state, extent)
 
@@ -478,9 +333,9 @@ class MemoryPlanner:
                 if mapping is None:
                     raise ValueError(f"parcel {op.handle:#x} is not mapped in vmid "
                                      f"{op.new_owner:#x} at {run.ipa:#x}: no MapInto before")
-                yield from _issue(_map(addrspace, owned, run, mapping.attrs))
-                yield from _issue(_donate(extent, owned, run))
-                yield from _issue(_unmap(addrspace, extent, mapping))
+                yield from issue(_map(addrspace, owned, run, mapping.attrs))
+                yield from issue(_donate(extent, owned, run))
+                yield from issue(_unmap(addrspace, extent, mapping))
                 state.mappings.remove(mapping)
         yield from self._end(op.handle, state, extent)
 

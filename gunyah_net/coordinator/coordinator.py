@@ -20,6 +20,11 @@ A powered-on VM whose worker ends on its own (crash, power-off, killed) is repor
 ``VmHalted``; one stopped by VM_STOP, VM_DESTROY or the topology going down is not. The topology
 cannot run without the RM VM: if it ends, the coordinator asks for a shutdown ("the RM VM
 crashed: ...").
+
+The coordinator owns the VM table, EL2 and the files, and ties its parts together: ``workers.py``
+runs the worker processes (spawn, reap, halt, fail), ``links.py`` serves their links (Hello,
+session, RmBoot, VmHalted), ``platform.py`` executes the RM VM's platform calls on both, and
+``_on_hvc`` is where every forwarded hypercall is executed and its effects carried out.
 """
 
 from __future__ import annotations
@@ -28,47 +33,39 @@ import asyncio
 import logging
 import os
 import secrets
-from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import replace
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from ..console.app import ConsoleServer
 from ..console.hub import ConsoleHub
-from ..abi.rm import ExitType
 from ..config.model import VmKind
 from ..hyp.effects import Effect
-from ..wire.messages import (Hello, Hvc, HvcReturn, Message, Reject, VmHalted, VmState,
-                             Welcome)
-from ..wire.transport import Link, LinkClosed
+from ..wire.messages import Hvc, HvcReturn
+from ..wire.transport import Link
 from . import shm
-from .handshake import VmBoot, admit
+from .handshake import VmBoot
 from .hvc import execute_hvc
+from .links import HELLO_TIMEOUT, LinkServer
 from .platform import Platform, is_platform_call
 from .provision import ProvisionError, provision
 from .rm_boot import rm_boot
 from .rundir import (CoordinatorInfo, RunLock, TopologyDir, check_name, private_dir,
                      runtime_base, write_info)
-from .session import HvcAnswer, LinkEnd, WorkerSession
-from .stage2 import Stage2Carrier, regions_of
-from .supervisor import WorkerProcess, default_rm_command, default_worker_command, spawn_worker
+from .session import HvcAnswer, WorkerSession
+from .stage2 import Stage2Carrier
+from .supervisor import default_rm_command, default_worker_command
 from .virqs import VirqRouter
 from .vmtable import RM_NAME, VmRecord, VmTable
+from .workers import StartupError, Workers
 
 if TYPE_CHECKING:
     from ..config import Topology
 
+__all__ = ["Coordinator", "StartupError"]
+
 log = logging.getLogger(__name__)
-
-HELLO_TIMEOUT = 5.0
-"""A connection must send its Hello within this many seconds."""
-LINK_EOF_GRACE = 1.0
-"""A worker that closes its link but keeps running this long is killed."""
-REAP_TIMEOUT = 5.0
-
-
-class StartupError(Exception):
-    """The topology could not be brought up for a reason outside the coordinator's control."""
 
 
 class Coordinator:
@@ -108,29 +105,33 @@ class Coordinator:
         self.url = ""
         self.shm_dir: Path | None = None
         self._lock = lock
-        self._worker_command = tuple(worker_command or default_worker_command())
-        self._rm_command = tuple(rm_command or default_rm_command())
-        self._interval = heartbeat_interval
-        self._connect_timeout = connect_timeout
-        self._stop_grace = stop_grace
-        self._hello_timeout = hello_timeout
         self._http = ConsoleServer(self, port=http_port)
         self._boots: dict[str, VmBoot] = {RM_NAME: VmBoot(RM_NAME, None, 1, 0, "", None)}
-        self._sessions: dict[str, WorkerSession] = {}
-        self._workers: dict[str, WorkerProcess] = {}
-        self._halting: set[str] = set()
-        """VMs whose worker was asked to end (VM_STOP, VM_DESTROY): no VmHalted for them."""
-        self._retired: set[WorkerProcess] = set()
-        """Workers of destroyed VMs that have not been reaped yet."""
-        self._rm_link: Link | None = None
         self._tasks: set[asyncio.Task] = set()
         self._server: asyncio.AbstractServer | None = None
         self._listeners: list[Callable[[VmRecord], None]] = []
         self._changed = asyncio.Event()
         self._shutdown = asyncio.Event()
         self._shutdown_reason = ""
-        self._stopping = False
         self._stopped = False
+        self.workers = Workers(
+            self.table, self.tdir, self.token,
+            worker_command=worker_command or default_worker_command(),
+            rm_command=rm_command or default_rm_command(), connect_timeout=connect_timeout,
+            stop_grace=stop_grace, notify=self._notify, session_of=self._session_named,
+            on_halted=self._vm_halted, spawn_task=self._spawn_task)
+        """The worker processes: spawned on VM_POWERON, reaped, halted, failed."""
+        self.links = self._link_server(heartbeat_interval, hello_timeout)
+        """The worker links: one session per connected VM; the RM VM's link gets RmBoot."""
+
+    def _link_server(self, heartbeat_interval: float, hello_timeout: float) -> LinkServer:
+        return LinkServer(
+            self.table, self.workers, self._boots, token=self.token,
+            heartbeat_interval=heartbeat_interval, hello_timeout=hello_timeout, hub=self.hub,
+            virqs=self.virqs, stage2=self.stage2, memory=self.el2.memory, on_hvc=self._on_hvc,
+            rm_boot=partial(rm_boot, self.topology.vms, self._vmids, self.el2,
+                            self.provisioned.rm_pairs),
+            notify=self._notify)
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -156,7 +157,7 @@ class Coordinator:
                                                            path=str(self.tdir.socket))
             os.chmod(self.tdir.socket, 0o600)
             self.url = await self._http.start()
-            await self._spawn(RM_NAME)
+            await self.workers.spawn(RM_NAME)
             self._write_info("ready")
         except BaseException as exc:
             self._write_info("failed", error=str(exc) or type(exc).__name__)
@@ -167,14 +168,14 @@ class Coordinator:
         """Stops every worker (Stop, then SIGKILL after the grace period) and removes all files."""
         if self._stopped:
             return
-        self._stopped = self._stopping = True
+        self._stopped = True
+        self.workers.closing = True
         self.request_shutdown(reason)
         if self._server is not None:
             self._server.close()
-        await self._stop_workers(reason)
+        await self.workers.stop_all(reason)
         self.virqs.detach_all()
-        for session in list(self._sessions.values()):
-            session.close("coordinator stopped")
+        self.links.close_all("coordinator stopped")
         self.hub.close("topology is shutting down")
         await self._http.stop()
         await self._cancel_tasks()
@@ -183,27 +184,6 @@ class Coordinator:
             if self.shm_dir is not None:
                 shm.remove_shm_dir(self.shm_dir)
             self._lock.release()
-
-    async def _stop_workers(self, reason: str) -> None:
-        for name, worker in self._workers.items():
-            session = self._sessions.get(name)
-            if session is not None:
-                session.stop(reason)
-            else:
-                worker.kill()  # Not connected: it cannot receive Stop.
-        pending = [w for w in (*self._workers.values(), *self._retired) if w.returncode is None]
-        if not pending:
-            return
-        waits = [asyncio.ensure_future(w.wait()) for w in pending]
-        _, late = await asyncio.wait(waits, timeout=self._stop_grace)
-        for worker in pending:
-            if worker.returncode is None:
-                log.warning("%s: worker did not stop within %.1f s; killing it", worker.vm,
-                            self._stop_grace)
-                worker.kill()
-        if late:
-            await asyncio.wait(late, timeout=REAP_TIMEOUT)
-        await asyncio.sleep(0)  # Let the reapers record the exits.
 
     def request_shutdown(self, reason: str) -> None:
         """Asks whoever awaits ``wait_shutdown`` to stop the topology."""
@@ -264,7 +244,7 @@ class Coordinator:
             token=self.token, shm_dir=str(self.shm_dir or ""), instance=self.instance,
             state=state, error=error))
 
-    # -- workers -----------------------------------------------------------------------------
+    # -- files -------------------------------------------------------------------------------
 
     def _create_shm_dir(self) -> Path:
         try:
@@ -293,85 +273,6 @@ class Coordinator:
                                    f"{region.name!r} ({region.path}): {exc.strerror or exc}"
                                    ) from exc
 
-    async def _spawn(self, name: str) -> None:
-        """Starts VM ``name``'s worker ("rm": the RM VM's process); StartupError if it cannot."""
-        rm = name == RM_NAME
-        command = self._rm_command if rm else self._worker_command
-        try:
-            worker = await spawn_worker(command, name, self.tdir.socket, self.tdir.vm_log(name),
-                                        self.token, log_arg=not rm)
-        except OSError as exc:
-            what = "the RM VM" if rm else f"the worker of VM {name!r}"
-            raise StartupError(f"cannot start {what} ({' '.join(command)}): {exc}") from exc
-        self._spawn_task(self._reap(worker), f"reap-{name}")
-        if self._stopping or name not in self.table or name in self._halting:
-            self._retired.add(worker)  # Destroyed, stopped or going down meanwhile.
-            worker.kill()
-            return
-        self._workers[name] = worker
-        self._notify(self.table.spawned(name, worker.pid))
-        self._spawn_task(self._connect_watchdog(worker), f"connect-watchdog-{name}")
-
-    async def _launch(self, name: str) -> None:
-        """Spawns a powered-on VM's worker; if it cannot start, the VM crashed (and halted)."""
-        try:
-            await self._spawn(name)
-        except StartupError as exc:
-            log.error("%s", exc)
-            if name in self.table:
-                record = self.table.crashed(name, str(exc))
-                self._notify(record)
-                self._send_vm_halted(record or self.table[name])
-
-    async def _reap(self, worker: WorkerProcess) -> None:
-        returncode = await worker.wait()
-        self._retired.discard(worker)
-        name = worker.vm
-        if self._workers.get(name) is not worker or name not in self.table:
-            return  # The worker of a destroyed VM.
-        halting = self._stopping or name in self._halting
-        record = self.table.worker_exited(name, returncode, halting)
-        self._notify(record)
-        session = self._sessions.get(name)
-        if session is not None:
-            session.close("worker process ended")
-        if name == RM_NAME and not self._stopping:
-            log.error("the RM VM ended (%s); the topology cannot run without it", record.reason)
-            self.request_shutdown(f"the RM VM crashed: {record.reason}")
-        elif not halting:
-            self._send_vm_halted(record)
-
-    def _send_vm_halted(self, record: VmRecord) -> None:
-        """Tells the RM VM that VM ``record`` stopped running on its own (VmHalted); a worker
-        that died without reporting why is ASYNC_HW_ERROR (the emulated platform failed)."""
-        exit_type = record.exit_type
-        if exit_type is None:
-            exit_type = int(ExitType.ASYNC_HW_ERROR)
-        if self._rm_link is None or self._stopping:
-            return
-        try:
-            self._rm_link.send(VmHalted(record.vmid, exit_type, record.reason))
-        except LinkClosed:
-            log.warning("%s halted (%s) but the RM VM's link is gone", record.name, record.reason)
-
-    async def _connect_watchdog(self, worker: WorkerProcess) -> None:
-        await asyncio.sleep(self._connect_timeout)
-        name = worker.vm
-        if (self._workers.get(name) is worker and name not in self._sessions
-                and name in self.table and self.table[name].state == "starting"):
-            self._notify(self.table.crashed(
-                name, f"worker did not connect within {self._connect_timeout:g} s"))
-            worker.kill()
-
-    def _fail_vm(self, name: str, reason: str) -> None:
-        """Marks VM ``name`` crashed and kills its worker (nothing if it was destroyed)."""
-        if name not in self.table:
-            return
-        self._notify(self.table.crashed(name, reason))
-        worker = self._workers.get(name)
-        if worker is not None:
-            worker.kill()
-
     # -- the RM VM's platform calls (platform.VmHost) ----------------------------------------
 
     def launch(self, name: str, vmid: int, boot: VmBoot | None) -> None:
@@ -380,39 +281,16 @@ class Coordinator:
             self._boots[name] = boot
             self._notify(self.table.add(name, vmid, boot.vcpus))
             self.hub.add_vm(name)
-        self._spawn_task(self._launch(name), f"launch-{name}")
+        self.workers.launch(name)
 
     def halt(self, name: str) -> None:
         """Stops VM ``name``'s worker without a VmHalted (VM_STOP): Stop, SIGKILL after grace."""
-        self._halting.add(name)
-        worker = self._workers.get(name)
-        if worker is None or worker.returncode is not None:
-            return
-        session = self._sessions.get(name)
-        if session is None:
-            worker.kill()
-            return
-        session.stop("stopped by the RM VM")
-        self._spawn_task(self._kill_after_grace(worker), f"halt-{name}")
-
-    async def _kill_after_grace(self, worker: WorkerProcess) -> None:
-        try:
-            await asyncio.wait_for(asyncio.shield(worker.wait()), self._stop_grace)
-        except TimeoutError:
-            log.warning("%s: worker did not stop within %.1f s; killing it", worker.vm,
-                        self._stop_grace)
-            worker.kill()
+        self.workers.halt(name)
 
     def forget(self, name: str) -> None:
         """Drops a destroyed VM: kills its worker (no VmHalted), its row, console and boot."""
-        worker = self._workers.pop(name, None)
-        if worker is not None and worker.returncode is None:
-            self._retired.add(worker)
-            worker.kill()
-        session = self._sessions.get(name)
-        if session is not None:
-            session.close("the VM was destroyed")
-        self._halting.discard(name)
+        self.workers.forget(name)
+        self.links.close(name, "the VM was destroyed")
         self._boots.pop(name, None)
         if name in self.table:
             self.table.remove(name)
@@ -430,9 +308,9 @@ class Coordinator:
 
     def fail(self, name: str, reason: str) -> None:
         """Marks VM ``name`` crashed and kills its worker."""
-        self._fail_vm(name, reason)
+        self.workers.fail(name, reason)
 
-    # -- links -------------------------------------------------------------------------------
+    # -- workers and links -------------------------------------------------------------------
 
     async def _on_connection(self, reader: asyncio.StreamReader,
                              writer: asyncio.StreamWriter) -> None:
@@ -440,81 +318,18 @@ class Coordinator:
         assert task is not None
         self._tasks.add(task)
         try:
-            await self._serve_link(Link(reader, writer))
+            await self.links.serve(Link(reader, writer))
         finally:
             self._tasks.discard(task)
 
-    async def _serve_link(self, link: Link) -> None:
-        try:
-            hello = await asyncio.wait_for(link.receive(), self._hello_timeout)
-        except (LinkClosed, TimeoutError) as exc:
-            link.close("no hello")
-            log.warning("worker connection dropped before its Hello: %s",
-                        exc.reason if isinstance(exc, LinkClosed) else "timed out")
-            return
-        verdict = self._admit(hello)
-        if isinstance(verdict, Reject):
-            await self._reject(link, verdict)
-            return
-        record = self.table[verdict.name]
-        session = WorkerSession(verdict.name, record.vmid, link, self._interval, self.hub,
-                                self._on_vm_state, self._on_hvc, self.stage2.acknowledged)
-        self._sessions[verdict.name] = session
-        link.send(verdict)
-        if verdict.name == RM_NAME:
-            self._rm_welcomed(link)
-        outbox = self.virqs.outbox(record.vmid)
-        outbox.attach(link)
-        try:
-            end = await session.run()
-        finally:
-            if self._sessions.get(verdict.name) is session:
-                del self._sessions[verdict.name]
-            outbox.detach()
-            self.stage2.link_ended(record.vmid)
-        await self._link_ended(verdict.name, end)
-
-    def _admit(self, hello: Message) -> Welcome | Reject:
-        if not isinstance(hello, Hello):
-            return Reject(f"expected Hello as the first frame, got {type(hello).__name__}")
-        if self._stopping:
-            return Reject("the topology is shutting down")
-        verdict = admit(hello, token=self.token, boots=self._boots,
-                        records={r.name: r for r in self.table.records()},
-                        connected=frozenset(self._sessions), heartbeat_interval=self._interval,
-                        started=frozenset(self._workers))
-        if isinstance(verdict, Welcome) and not verdict.image:
-            # Stage 2 as it is now: MemUpdates only reach connected workers (stage2.py).
-            verdict = replace(verdict, regions=regions_of(self.el2.memory, verdict.vmid))
-        return verdict
-
-    def _rm_welcomed(self, link: Link) -> None:
-        """Sends ``RmBoot`` right after the RM VM's Welcome; the RM VM is running from now on."""
-        link.send(rm_boot(self.topology.vms, self._vmids, self.el2, self.provisioned.rm_pairs))
-        self._rm_link = link
-        self._notify(self.table.reported(RM_NAME, VmState("running", 0, "")))
-
-    async def _reject(self, link: Link, reject: Reject) -> None:
-        log.warning("rejected a worker connection: %s", reject.reason)
-        try:
-            link.send(reject)
-            await link.drain()
-        except LinkClosed:
-            pass
-        link.close(f"rejected: {reject.reason}")
-
-    async def _link_ended(self, vm: str, end: LinkEnd) -> None:
-        if end.fault:
-            log.warning("%s: link closed: %s", vm, end.reason)
-            self._fail_vm(vm, end.reason)
-            return
-        worker = self._workers.get(vm)
-        if self._stopping or worker is None or self.table[vm].terminal:
-            return
-        try:
-            await asyncio.wait_for(asyncio.shield(worker.wait()), LINK_EOF_GRACE)
-        except TimeoutError:
-            self._fail_vm(vm, f"worker closed its link ({end.reason}) but kept running")
+    def _vm_halted(self, record: VmRecord) -> None:
+        """A VM's worker ended on its own: VmHalted to the RM VM; the RM VM's own end shuts the
+        topology down."""
+        if record.name == RM_NAME:
+            log.error("the RM VM ended (%s); the topology cannot run without it", record.reason)
+            self.request_shutdown(f"the RM VM crashed: {record.reason}")
+        else:
+            self.links.send_vm_halted(record)
 
     def _on_hvc(self, vm: str, call: Hvc) -> HvcAnswer:
         """Runs a forwarded hypercall, carries out its effects, then returns the caller's reply.
@@ -534,36 +349,35 @@ class Coordinator:
             pending = self.stage2.carry_out(result.memory) if result.memory else None
         except Exception as exc:  # The one boundary that turns an EL2 bug into a VM crash.
             log.exception("%s: EL2 failed executing hypercall %#x", vm, call.number)
-            self._fail_vm(vm, f"internal error in EL2 executing hypercall {call.number:#x}: "
-                              f"{exc!r}")
+            self.workers.fail(vm, f"internal error in EL2 executing hypercall "
+                                  f"{call.number:#x}: {exc!r}")
             return None
         self.virqs.carry_out(result.effects)
         self.virqs.outbox(vmid).flush()
         reply = HvcReturn(call.seq, result.regs, result.data)
         return reply if pending is None else _reply_after(pending, reply)
 
+    def _session_named(self, name: str) -> WorkerSession | None:
+        """Returns the connected worker session of VM ``name``, if there is one."""
+        return self.links.session(name)
+
     def _session_of(self, vmid: int) -> WorkerSession | None:
         """Returns the connected worker session of VM ``vmid``, if there is one."""
         record = self.table.by_vmid(vmid)
-        return None if record is None else self._sessions.get(record.name)
+        return None if record is None else self.links.session(record.name)
 
     def _fail_vmid(self, vmid: int, reason: str) -> None:
-        """Fails VM ``vmid`` (see ``_fail_vm``) unless it has already ended."""
+        """Fails VM ``vmid`` (see ``Workers.fail``) unless it has already ended."""
         record = self.table.by_vmid(vmid)
         if record is not None and not record.terminal:
-            self._fail_vm(record.name, reason)
-
-    def _on_vm_state(self, vm: str, report: VmState) -> None:
-        if vm in self.table:  # Not a destroyed VM's last words.
-            self._notify(self.table.reported(vm, report))
+            self.workers.fail(record.name, reason)
 
     def _console_input(self, vm: str, data: bytes) -> bool:
-        session = self._sessions.get(vm)
-        return session is not None and session.send_input(data)
+        return self.links.console_input(vm, data)
 
     # -- tasks -------------------------------------------------------------------------------
 
-    def _spawn_task(self, coro, name: str) -> None:
+    def _spawn_task(self, coro: Coroutine[Any, Any, None], name: str) -> None:
         task = asyncio.create_task(coro, name=name)
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)

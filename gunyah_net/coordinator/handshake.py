@@ -10,6 +10,7 @@ VM boots from ``regions`` (its stage-2 view) at ``entry`` with X0 = ``context``.
 from __future__ import annotations
 
 import hmac
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,8 +44,8 @@ def compose_bootargs(vm: str, args: str) -> str:
     return f"vm={vm}" + (f" {args}" if args else "")
 
 
-def admit(hello: Hello, *, token: str, boots: dict[str, VmBoot], records: dict[str, VmRecord],
-          connected: frozenset[str], heartbeat_interval: float,
+def admit(hello: Hello, *, token: str, boots: Mapping[str, VmBoot],
+          records: Mapping[str, VmRecord], connected: frozenset[str], heartbeat_interval: float,
           started: frozenset[str] | None = None) -> Welcome | Reject:
     """Returns the Welcome for an acceptable ``hello``, else the Reject explaining why not.
     ``started`` names the VMs whose worker has been started (None: every VM's)."""
