@@ -36,8 +36,8 @@ from gunyah_net.dt.vmtree import VmDtSpec, vm_dtb, vm_tree
 from gunyah_net.wire.messages import (PROTOCOL_VERSION, ConsoleIn, ConsoleOut, Heartbeat, Hello,
                                       Hvc, HvcReturn, MemUpdate, MemUpdated, Message, MessageError,
                                       Reject, Stop, Virq, VmState, Welcome)
-from gunyah_net.wire.resources import (DoorbellResource, MsgqueueResource, Resource, ShmResource,
-                                       from_wire)
+from gunyah_net.wire.resources import (DoorbellResource, MsgqueueResource, Resource,
+                                       RmRpcResource, ShmResource, from_wire)
 from gunyah_net.wire.stage2 import MapOp, Stage2Op, ops_from_wire
 from gunyah_net.wire.transport import Link, LinkClosed
 
@@ -186,6 +186,9 @@ class WorkerSession:
                     vm.interrupts.configure_virq(virq, edge)
                 case MsgqueueResource(virq=int(virq), edge=edge):
                     vm.interrupts.configure_virq(virq, edge)
+                case RmRpcResource(tx_virq=tx_virq, rx_virq=rx_virq):
+                    vm.interrupts.configure_virq(tx_virq, True)  # Edge, as its DT node says.
+                    vm.interrupts.configure_virq(rx_virq, True)
         return vm
 
     def _vm_event_threadsafe(self, event: VmEvent) -> None:

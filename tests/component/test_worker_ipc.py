@@ -29,11 +29,13 @@ from gunyah_net.abi.errors import Error
 from gunyah_net.abi.hypercalls import Handler
 from gunyah_net.abi.platform import RAM_BASE, dtb_address
 from gunyah_net.abi.rm import ExitType
+from gunyah_net.dt.hypervisor import IRQ_TYPE_EDGE_RISING, IRQ_TYPE_LEVEL_HIGH
 from gunyah_net.dt.reader import parse_dtb
 from gunyah_net.dt.vmtree import VmDtSpec, build_vm_dt
 from gunyah_net.wire.messages import (ConsoleOut, Heartbeat, Hello, Hvc, HvcReturn, Message,
                                       Virq, VmState, Welcome)
-from gunyah_net.wire.resources import DoorbellResource, MsgqueueResource, ShmResource, to_wire
+from gunyah_net.wire.resources import (DoorbellResource, MsgqueueResource, RmRpcResource,
+                                       ShmResource, to_wire)
 from gunyah_net.wire.transport import Link, LinkClosed
 from gunyah_net.worker.exits import HvcRequest
 from gunyah_net.worker.ram import GuestRam
@@ -371,6 +373,43 @@ async def test_shm_between_two_worker_processes_needs_no_message(tmp_path, shm_p
                 ram.close()
             node = root.child("reserved-memory").child(f"shm@{SHM_IPA:x}")
             assert node is not None, f"{name}: no /reserved-memory/shm@{SHM_IPA:x}"
+
+
+
+GICD_ICFGR_960 = 0x0800_0000 + 0x0C00 + 4 * (960 // 16)
+"""GICD_ICFGR60: the trigger modes of INTIDs 960..975, two bits each (bit 2i+1 set: edge)."""
+
+
+async def test_every_resource_virq_has_the_trigger_mode_its_dt_node_names(tmp_path):
+    # The guest reads GICD_ICFGR before configuring anything: what the worker preset from the
+    # Welcome's resources. A guest driver trusts its DT; the vGIC must agree with it, including
+    # for the RM RPC pair (edge, like every message-queue virq).
+    resources = [to_wire(DoorbellResource("doorbell", 0x12, 5, 2, 960, False)),
+                 to_wire(MsgqueueResource("msgqueue-rx", 0x11, 6, 2, 8, 240, 961)),
+                 to_wire(RmRpcResource(tx_cap=0x30, rx_cap=0x31, tx_virq=962, rx_virq=963))]
+    guest = Asm().mov(9, GICD_ICFGR_960).ldr_w(10, 9).mov(19, RESULTS).str_w(10, 19)
+    plans = {"alpha": VmPlan(1, asm_elf(tmp_path / "icfgr.elf", _putc_then_idle(guest, "C")),
+                             resources)}
+    async with StandIn(tmp_path, plans) as coord:
+        await coord.spawn("alpha")
+        await coord.console_until("alpha", b"C")
+        with open(plans["alpha"].ram_path, "rb") as f:
+            ram = mmap.mmap(f.fileno(), PROCESS_MEMORY, prot=mmap.PROT_READ)
+            (icfgr,) = struct.unpack_from("<I", ram, RESULTS - RAM_BASE)
+            base = dtb_address(PROCESS_MEMORY) - RAM_BASE
+            root = parse_dtb(bytes(ram[base:base + 0x1_0000]))
+            ram.close()
+    named = {}
+    for _, node in root.child("hypervisor").walk():
+        interrupts = node.prop("interrupts")
+        cells = interrupts.as_cells() if interrupts is not None else ()
+        for kind, number, flags in zip(cells[0::3], cells[1::3], cells[2::3]):
+            assert kind == 0, "every resource virq is an SPI"
+            named[32 + number] = flags
+    assert named == {960: IRQ_TYPE_LEVEL_HIGH, 961: IRQ_TYPE_EDGE_RISING,
+                     962: IRQ_TYPE_EDGE_RISING, 963: IRQ_TYPE_EDGE_RISING}
+    vgic = {intid: bool(icfgr >> (2 * (intid - 960) + 1) & 1) for intid in named}
+    assert vgic == {intid: flags == IRQ_TYPE_EDGE_RISING for intid, flags in named.items()}
 
 
 needs_el2_table = pytest.mark.skipif(
