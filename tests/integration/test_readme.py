@@ -1,4 +1,5 @@
-"""The README's quickstart works on a clean clone in a fresh venv: two commands, three consoles."""
+"""The README's quickstart works on a clean clone in a fresh venv: two commands, the RM VM and
+three guest consoles."""
 
 from __future__ import annotations
 
@@ -46,7 +47,8 @@ def test_quickstart_from_a_clean_clone(tmp_path):
     try:
         vms = _wait_running(clone, env, proc)
         info = json.loads(next((tmp_path / "run").glob("*/coordinator.json")).read_text())
-        for vm in vms:
+        assert [vm["name"] for vm in vms] == ["rm", "alpha", "beta", "gamma"]
+        for vm in vms[1:]:
             console = ConsoleClient(vm["console"], info["token"], vm["name"])
             console.expect(f"hello from {vm['name']}", timeout=15)
             console.close()
@@ -67,7 +69,7 @@ def _wait_running(clone: Path, env: dict, proc: subprocess.Popen) -> list[dict]:
                              capture_output=True, text=True, timeout=30)
         if out.returncode == 0 and out.stdout.strip():
             vms = json.loads(out.stdout)
-            if len(vms) == 3 and all(vm["state"] == "running" for vm in vms):
+            if len(vms) == 4 and all(vm["state"] == "running" for vm in vms):
                 return vms
         time.sleep(0.3)
     raise AssertionError("quickstart topology did not come up within 90 s")
