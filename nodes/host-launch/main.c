@@ -10,20 +10,30 @@
  *
  * Sequence: VM_GET_VMID (own), VM_ALLOC_VMID(0), MEM_LEND (RWX to the child,
  * label 0, flags 0), VM_CONFIG_IMAGE (auth NONE), VM_INIT,
- * VM_GET_HYP_RESOURCES, VM_CONSOLE_OPEN(child), VM_START, wait for the
- * child's "child: idle" line, VM_STOP(force), wait for VM_EXITED,
- * MEM_RECLAIM(sanitize), check the parcel reads zero, VM_RESET, wait for
- * the RESET status, VM_DEALLOC_VMID. Each call prints `host: <CALL>: ok...`
- * or `host: FAIL <CALL>: RM error 0x<e> (<NAME>)` (or a transport error);
- * every notification is printed as it is handled:
- *   host: VM_STATUS vmid=0x<v> vm_state=<n> (<NAME>) os_state=<n> app_status=0x<n>
- *   host: VM_EXITED vmid=0x<v> exit_type=<n> (<NAME>) exit_code=<n>
- *   host: child says: <one line of the child's RM console>
- *   host: MEM_ACCEPTED handle=0x<h> vmid=0x<v> (and MEM_RELEASED)
- * and finally `host: reclaimed memory is zero` and `host: done`. The host
- * then idles, still printing notifications.
+ * VM_GET_HYP_RESOURCES (it keeps the doorbell-source cap of the child's
+ * doorbell), VM_CONSOLE_OPEN(child), VM_START, wait for the child's
+ * "child: idle" line, doorbell_send(0x1) on that cap and wait for the child's
+ * "child: doorbell rang" line, VM_STOP(force), wait for VM_EXITED,
+ * MEM_RECLAIM(sanitize), check the parcel reads zero, VM_RESET, wait for the
+ * RESET status, VM_DEALLOC_VMID. Each call prints `host: <CALL>: ok...` or
+ * `host: FAIL <CALL>: RM error 0x<e> (<NAME>)` (or a transport error); every
+ * notification is printed as it is handled (notify.c). It ends with
+ * `host: reclaimed memory is zero` and `host: done`, then idles, still
+ * printing notifications.
+ *
+ * The bootarg variant=<name> changes the sequence, for tests:
+ *   touch-lent     after MEM_LEND the host reads the parcel it lent away
+ *                  (`host: reading the lent parcel at 0x<ipa>`): stage 2 ends
+ *                  the VM with a guest fault there.
+ *   wait-exit      no VM_STOP: it waits (`host: waiting for VM_EXITED of
+ *                  vmid 0x<v> (no VM_STOP)`) for the child to halt on its own,
+ *                  then for MEM_RELEASED of its parcel, and goes on with
+ *                  MEM_RECLAIM.
+ *   early-reclaim  MEM_RECLAIM while the child runs, before VM_STOP: it prints
+ *                  `host: MEM_RECLAIM while the child runs: RM error 0x<e>
+ *                  (<NAME>)` and goes on (an ok there is a FAIL).
  */
-#include <gn/sdk.h>
+#include "host.h"
 
 #define PARCEL_OFFSET 0x01000000UL /* from the RAM base */
 #define PARCEL_SIZE 0x00100000UL
@@ -31,144 +41,25 @@
 #define CHILD_TIMEOUT_US 60000000U
 #define STATE_TIMEOUT_US 30000000U
 #define MAX_RESOURCES 16U
-#define CHILD_LAST_LINE "child: idle"
+#define CHILD_DOORBELL_LABEL 1U
+#define DOORBELL_FLAGS 0x1U
 
 extern const uint8_t rm_child_image[], rm_child_image_end[];
 extern const uint8_t rm_child_dtb[], rm_child_dtb_end[];
 
-static gn_rm rm;
+gn_rm rm;
+struct child child;
 
-static struct child {
-    uint16_t vmid;
-    uint32_t handle;
-    uint8_t *parcel;
-    size_t image_size, dtb_size;
-    bool idle, exited, reset;
-    char line[200];
-    size_t line_len;
-} child;
+typedef enum variant { PLAIN, TOUCH_LENT, WAIT_EXIT, EARLY_RECLAIM } variant;
 
-/* ---- output -------------------------------------------------------------------------- */
-
-static void print_failure(const char *call, gn_rm_result r)
-{
-    if (r > 0)
-        gn_printf("host: FAIL %s: RM error 0x%lx (%s)\n", call, (uint64_t)r,
-                  gn_rm_error_name((uint32_t)r));
-    else if (r == GN_RM_ERR_HVC)
-        gn_printf("host: FAIL %s: transport error %ld (%s: %s)\n", call, r, gn_rm_strerror((int)r),
-                  gunyah_error_name(rm.hvc_error));
-    else
-        gn_printf("host: FAIL %s: transport error %ld (%s)\n", call, r, gn_rm_strerror((int)r));
-}
-
-static void console_chars(const gn_rm_console_chars *cc)
-{
-    if (cc->from_vmid != child.vmid) {
-        gn_printf("host: console chars from vmid 0x%x ignored\n", cc->from_vmid);
-        return;
-    }
-    for (uint16_t i = 0; i < cc->count; i++) {
-        char c = cc->chars[i];
-        if (c != '\n' && child.line_len < sizeof(child.line) - 1) {
-            child.line[child.line_len++] = c;
-            continue;
-        }
-        child.line[child.line_len] = '\0';
-        gn_printf("host: child says: %s\n", child.line);
-        if (gn_strcmp(child.line, CHILD_LAST_LINE) == 0)
-            child.idle = true;
-        child.line_len = 0;
-        if (c != '\n') /* an over-long line: keep this character for the next one */
-            child.line[child.line_len++] = c;
-    }
-}
-
-static void show_status(const gn_rm_vm_status *st)
-{
-    gn_printf("host: VM_STATUS vmid=0x%x vm_state=%u (%s) os_state=%u app_status=0x%x\n",
-              st->vmid, st->vm_state, gn_rm_vm_state_name(st->vm_state), st->os_state,
-              st->app_status);
-    if (st->vmid == child.vmid && st->vm_state == GN_RM_VM_STATE_RESET)
-        child.reset = true;
-}
-
-static void show_exited(const gn_rm_vm_exited *ex)
-{
-    gn_printf("host: VM_EXITED vmid=0x%x exit_type=%u (%s) exit_code=%u\n", ex->vmid,
-              ex->exit_type, gn_rm_exit_type_name(ex->exit_type), ex->exit_code);
-    if (ex->vmid == child.vmid)
-        child.exited = true;
-}
-
-static bool known(uint32_t msg_id)
-{
-    return msg_id == GN_RM_NOTIFY_VM_STATUS || msg_id == GN_RM_NOTIFY_VM_EXITED ||
-           msg_id == GN_RM_NOTIFY_VM_CONSOLE_CHARS || msg_id == GN_RM_NOTIFY_MEM_ACCEPTED ||
-           msg_id == GN_RM_NOTIFY_MEM_RELEASED;
-}
-
-static void show(const gn_rm_notification *n)
-{
-    gn_rm_vm_status st;
-    gn_rm_vm_exited ex;
-    gn_rm_console_chars cc;
-    gn_rm_mem_notice mem;
-    if (gn_rm_decode_vm_status(n, &st))
-        show_status(&st);
-    else if (gn_rm_decode_vm_exited(n, &ex))
-        show_exited(&ex);
-    else if (gn_rm_decode_console_chars(n, &cc))
-        console_chars(&cc);
-    else if (gn_rm_decode_mem_notice(n, &mem))
-        gn_printf("host: %s handle=0x%x vmid=0x%x\n",
-                  mem.accepted ? "MEM_ACCEPTED" : "MEM_RELEASED", mem.handle, mem.vmid);
-    else if (known(n->msg_id))
-        gn_printf("host: FAIL malformed notification 0x%08x (%u bytes)\n", n->msg_id, n->size);
-    else
-        gn_printf("host: notification 0x%08x (%u bytes)\n", n->msg_id, n->size);
-}
-
-/* Prints every notification received so far. */
-static void drain(void)
-{
-    gn_rm_notification n;
-    while (gn_rm_next_notification(&rm, &n, 0) == GN_RM_OK)
-        show(&n);
-}
-
-/* Prints `host: <call>: ok<detail>` or the failure, then the notifications
- * that came with the call; true on RM_OK. */
-static bool outcome(const char *call, gn_rm_result r, const char *detail)
-{
-    if (r == 0)
-        gn_printf("host: %s: ok%s\n", call, detail);
-    else
-        print_failure(call, r);
-    drain();
-    return r == 0;
-}
-
-/* Handles notifications until *flag is set; false (with a FAIL line) after timeout_us. */
-static bool wait_for(const bool *flag, uint64_t timeout_us, const char *what)
-{
-    uint64_t hz = gn_timer_frequency();
-    uint64_t start = gn_timer_counter(), limit = gn_timer_us_to_ticks(timeout_us);
-    while (!*flag) {
-        uint64_t spent = gn_timer_counter() - start;
-        if (spent >= limit) {
-            gn_printf("host: FAIL no %s within %lu s\n", what, timeout_us / 1000000U);
-            return false;
-        }
-        gn_rm_notification n;
-        int err = gn_rm_next_notification(&rm, &n, (limit - spent) * 1000000U / hz + 1);
-        if (err == GN_RM_OK)
-            show(&n);
-        else if (err != GN_RM_ERR_TIMEOUT)
-            return outcome(what, err, "");
-    }
-    return true;
-}
+static const struct {
+    const char *name;
+    variant v;
+} variants[] = {
+    {"touch-lent", TOUCH_LENT},
+    {"wait-exit", WAIT_EXIT},
+    {"early-reclaim", EARLY_RECLAIM},
+};
 
 /* ---- creating the child ----------------------------------------------------------------- */
 
@@ -220,6 +111,13 @@ static bool lend_parcel(void)
     return outcome("MEM_LEND", r, detail);
 }
 
+/* Reads the first word of the parcel the host lent away (variant touch-lent).
+ * Its stage 2 no longer gives the host that page, so this load faults. */
+__attribute__((noinline)) static uint64_t touch_lent_parcel(void)
+{
+    return *(const volatile uint64_t *)child.parcel;
+}
+
 static bool config_image(void)
 {
     gn_rm_image_config cfg = {.auth = GN_RM_AUTH_NONE, .mem_handle = child.handle,
@@ -228,6 +126,13 @@ static bool config_image(void)
     return outcome("VM_CONFIG_IMAGE", gn_rm_vm_config_image(&rm, child.vmid, &cfg), "");
 }
 
+static const char *resource_name(uint8_t type)
+{
+    static const char *const names[] = {"DOORBELL_SRC", "DOORBELL", "MSGQ_SEND", "MSGQ_RECV"};
+    return type < sizeof(names) / sizeof(names[0]) ? names[type] : "OTHER";
+}
+
+/* Prints each entry and keeps the cap of the child's doorbell's source. */
 static bool get_resources(void)
 {
     static gn_rm_hyp_resource res[MAX_RESOURCES];
@@ -238,19 +143,53 @@ static bool get_resources(void)
         gn_snprintf(detail, sizeof(detail), ", %lu entries", count);
     if (!outcome("VM_GET_HYP_RESOURCES", r, detail))
         return false;
-    for (size_t i = 0; i < count && i < MAX_RESOURCES; i++)
-        gn_printf("host:   resource %lu: type %u label %u partner 0x%x cap 0x%lx virq %u\n", i,
-                  res[i].type, res[i].label, res[i].partner_vmid, res[i].cap_id, res[i].virq);
+    for (size_t i = 0; i < count && i < MAX_RESOURCES; i++) {
+        gn_printf("host:   resource %lu: type %u (%s) label %u partner 0x%x cap 0x%lx virq %u\n",
+                  i, res[i].type, resource_name(res[i].type), res[i].label,
+                  res[i].partner_vmid, res[i].cap_id, res[i].virq);
+        if (res[i].type == 0 && res[i].label == CHILD_DOORBELL_LABEL &&
+            res[i].partner_vmid == child.vmid && child.bell_cap == 0)
+            child.bell_cap = res[i].cap_id;
+    }
     return true;
 }
 
-static bool launch(void)
+/* Rings the child's doorbell and waits for the child to say so. */
+static bool ring_child(void)
 {
-    return alloc_vmid() && lend_parcel() && config_image() &&
-           outcome("VM_INIT", gn_rm_vm_init(&rm, child.vmid), "") && get_resources() &&
+    if (child.bell_cap == 0) {
+        gn_printf("host: FAIL no DOORBELL_SRC resource with label %u for the child\n",
+                  CHILD_DOORBELL_LABEL);
+        return false;
+    }
+    uint64_t old = 0;
+    gn_error_t err = gunyah_doorbell_send(child.bell_cap, DOORBELL_FLAGS, &old);
+    if (err != GN_OK) {
+        gn_printf("host: FAIL doorbell_send(cap 0x%lx): %s\n", child.bell_cap,
+                  gunyah_error_name(err));
+        return false;
+    }
+    gn_printf("host: doorbell_send(cap 0x%lx, 0x%x): OK, old flags 0x%lx\n", child.bell_cap,
+              DOORBELL_FLAGS, old);
+    return wait_for(&child.rang, CHILD_TIMEOUT_US, "\"" CHILD_RANG_LINE "\" from the child");
+}
+
+static bool launch(variant v)
+{
+    if (!alloc_vmid() || !lend_parcel())
+        return false;
+    if (v == TOUCH_LENT) {
+        gn_printf("host: reading the lent parcel at %p\n", (void *)child.parcel);
+        uint64_t word = touch_lent_parcel();
+        gn_printf("host: FAIL the lent parcel is still readable: 0x%016lx\n", word);
+        return false;
+    }
+    return config_image() && outcome("VM_INIT", gn_rm_vm_init(&rm, child.vmid), "") &&
+           get_resources() &&
            outcome("VM_CONSOLE_OPEN", gn_rm_console_open(&rm, child.vmid), "") &&
            outcome("VM_START", gn_rm_vm_start(&rm, child.vmid), "") &&
-           wait_for(&child.idle, CHILD_TIMEOUT_US, "\"" CHILD_LAST_LINE "\" from the child");
+           wait_for(&child.idle, CHILD_TIMEOUT_US, "\"" CHILD_IDLE_LINE "\" from the child") &&
+           ring_child();
 }
 
 /* ---- tearing it down ------------------------------------------------------------------- */
@@ -282,13 +221,43 @@ static bool reset_and_dealloc(void)
            outcome("VM_DEALLOC_VMID", gn_rm_vm_dealloc_vmid(&rm, child.vmid), "");
 }
 
-static bool teardown(void)
+/* MEM_RECLAIM while the child still runs (variant early-reclaim): the RM must
+ * refuse it, since the child has accepted the parcel. */
+static bool reclaim_early(void)
 {
+    gn_rm_result r = gn_rm_mem_reclaim(&rm, child.handle, GN_RM_MEM_RECLAIM_SANITIZE);
+    if (r == 0)
+        gn_printf("host: FAIL MEM_RECLAIM while the child runs: ok\n");
+    else if (r > 0)
+        gn_printf("host: MEM_RECLAIM while the child runs: RM error 0x%lx (%s)\n", (uint64_t)r,
+                  gn_rm_error_name((uint32_t)r));
+    else
+        print_failure("MEM_RECLAIM while the child runs", r);
+    drain();
+    return r > 0;
+}
+
+/* Brings the child to EXITED: VM_STOP(force), or (variant wait-exit) waiting
+ * until it halts on its own and its parcel is released. */
+static bool stop_child(variant v)
+{
+    if (v == WAIT_EXIT) {
+        gn_printf("host: waiting for VM_EXITED of vmid 0x%x (no VM_STOP)\n", child.vmid);
+        return wait_for(&child.exited, CHILD_TIMEOUT_US, "VM_EXITED") &&
+               wait_for(&child.released, STATE_TIMEOUT_US, "MEM_RELEASED");
+    }
     gn_rm_result r = gn_rm_vm_stop(&rm, child.vmid, GN_RM_VM_STOP_FORCE,
                                    GN_RM_STOP_REASON_FORCE_STOP);
-    if (!outcome("VM_STOP", r, "") || !wait_for(&child.exited, STATE_TIMEOUT_US, "VM_EXITED"))
+    return outcome("VM_STOP", r, "") && wait_for(&child.exited, STATE_TIMEOUT_US, "VM_EXITED");
+}
+
+static bool teardown(variant v)
+{
+    if (v == EARLY_RECLAIM && !reclaim_early())
         return false;
-    r = gn_rm_mem_reclaim(&rm, child.handle, GN_RM_MEM_RECLAIM_SANITIZE);
+    if (!stop_child(v))
+        return false;
+    gn_rm_result r = gn_rm_mem_reclaim(&rm, child.handle, GN_RM_MEM_RECLAIM_SANITIZE);
     if (r == GN_RM_ERROR_MEM_INUSE) {
         /* The RM still counts the exited child as a borrower: off the 3.7 order. */
         outcome("MEM_RECLAIM", r, "");
@@ -299,6 +268,25 @@ static bool teardown(void)
 }
 
 /* ---- main ---------------------------------------------------------------------------- */
+
+/* Reads variant=<name> from the bootargs (absent: PLAIN); false if unknown. */
+static bool pick_variant(const gn_dt *dt, variant *v)
+{
+    gn_str name;
+    *v = PLAIN;
+    if (!gn_bootargs_get(gn_dt_bootargs(dt), "variant", &name))
+        return true;
+    for (size_t i = 0; i < sizeof(variants) / sizeof(variants[0]); i++) {
+        if (gn_str_eq(name, variants[i].name)) {
+            *v = variants[i].v;
+            gn_printf("host: variant %s\n", variants[i].name);
+            return true;
+        }
+    }
+    gn_printf("host: FAIL unknown variant %.*s (known: touch-lent, wait-exit, early-reclaim)\n",
+              (int)name.len, name.ptr);
+    return false;
+}
 
 static bool introduce(const gn_dt *dt)
 {
@@ -320,16 +308,17 @@ static bool introduce(const gn_dt *dt)
 int main(const void *dtb)
 {
     gn_dt dt;
+    variant v;
     int err = gn_dt_init(&dt, dtb);
     if (err != GN_DT_OK) {
         gn_printf("host: FAIL cannot read the DTB: %s\n", gn_dt_strerror(err));
         gn_idle_forever();
     }
     gn_printf("host: launching a child VM through the RM\n");
-    child.vmid = 0xFFFFU; /* none yet */
-    if (!introduce(&dt))
+    child.vmid = NO_VMID;
+    if (!pick_variant(&dt, &v) || !introduce(&dt))
         gn_idle_forever();
-    if (prepare_parcel(&dt) && launch() && teardown())
+    if (prepare_parcel(&dt) && launch(v) && teardown(v))
         gn_printf("host: done\n");
     else
         gn_printf("host: FAIL stopped; rm stats: %lu violations, %lu stray replies, %lu "

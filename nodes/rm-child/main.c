@@ -13,8 +13,11 @@
  *   child: hello from vmid 0x<vmid>
  *   child: DT says vmid 0x<vmid>, owner 0x<owner>
  *   child: running at 0x<image>, DTB at 0x<dtb>
+ *   child: no doorbell 1: <reason>      (only if the RM gave it none)
  *   child: idle
  * Then it idles in WFI, still draining its RM queue, until the host stops it.
+ * Each time its doorbell (label 1, rung by its owner; child.dts) interrupts it
+ * prints `child: doorbell rang (flags 0x<flags>)` with the flags it collected.
  * If the RM link cannot be used it calls VM_EXIT with SOFTWARE_ERROR, so the
  * host sees VM_EXITED (exit_type VM_EXIT) instead of silence.
  */
@@ -45,34 +48,63 @@ static uint32_t dt_u32(const gn_dt *dt, const char *path, const char *prop)
     return value;
 }
 
-static bool greet(const gn_dt *dt, const void *dtb)
+/* Opens doorbell 1 (its IRQ handler collects the flags); false, said, if absent. */
+static bool open_doorbell(const gn_dt *dt, gn_doorbell *db)
+{
+    int err = gn_doorbell_open(db, dt, 1);
+    if (err == 0)
+        return true;
+    say("child: no doorbell 1: %s\n", gn_ipc_strerror(err));
+    return false;
+}
+
+static bool greet(const gn_dt *dt, const void *dtb, gn_doorbell *db, bool *have_db)
 {
     uint16_t vmid = 0;
     if (gn_rm_vm_get_vmid(&rm, &vmid) != 0 || gn_rm_console_open(&rm, 0) != 0)
         return false;
     const char *vm = "/hypervisor/qcom,gunyah-vm";
-    return say("child: hello from vmid 0x%x\n", vmid) &&
-           say("child: DT says vmid 0x%x, owner 0x%x\n", dt_u32(dt, vm, "qcom,vmid"),
-               dt_u32(dt, vm, "qcom,owner-vmid")) &&
-           say("child: running at %p, DTB at %p\n", (void *)__image_start, dtb) &&
-           say("child: idle\n") && gn_rm_console_flush(&rm, 0) == 0;
+    if (!say("child: hello from vmid 0x%x\n", vmid) ||
+        !say("child: DT says vmid 0x%x, owner 0x%x\n", dt_u32(dt, vm, "qcom,vmid"),
+             dt_u32(dt, vm, "qcom,owner-vmid")) ||
+        !say("child: running at %p, DTB at %p\n", (void *)__image_start, dtb))
+        return false;
+    *have_db = open_doorbell(dt, db);
+    return say("child: idle\n") && gn_rm_console_flush(&rm, 0) == 0;
 }
 
-/* Keeps the RM receive queue drained (notifications are dropped) and sleeps. */
-_Noreturn static void idle(void)
+/* Sleeps in WFI; keeps the RM receive queue drained (notifications are
+ * dropped) and says so each time the doorbell (if any) collected flags. */
+_Noreturn static void idle(gn_doorbell *db)
 {
-    gn_rm_notification note;
-    while (gn_rm_next_notification(&rm, &note, GN_RM_WAIT_FOREVER) == GN_RM_OK)
-        ;
-    gn_idle_forever(); /* the queue broke: just sleep */
+    for (;;) {
+        const gn_event *evs[2] = {&rm.rx.irq, db ? &db->fired : &rm.rx.irq};
+        uint64_t seen[2] = {gn_event_read(evs[0]), gn_event_read(evs[1])};
+        gn_rm_notification note;
+        int err;
+        while ((err = gn_rm_next_notification(&rm, &note, 0)) == GN_RM_OK)
+            ;
+        if (err != GN_RM_ERR_TIMEOUT)
+            gn_idle_forever(); /* the queue broke: just sleep */
+        uint64_t flags = db ? gn_doorbell_take(db) : 0;
+        if (flags != 0) {
+            if (!say("child: doorbell rang (flags 0x%lx)\n", flags) ||
+                gn_rm_console_flush(&rm, 0) != 0)
+                gn_idle_forever();
+            continue;
+        }
+        gn_event_wait_any(evs, seen, 2);
+    }
 }
 
 int main(const void *dtb)
 {
     gn_dt dt;
+    static gn_doorbell db;
+    bool have_db = false;
     if (gn_dt_init(&dt, dtb) != GN_DT_OK || gn_rm_open(&rm, &dt) != GN_RM_OK)
         gn_idle_forever(); /* no way to tell anyone; the host's wait times out */
-    if (!greet(&dt, dtb))
+    if (!greet(&dt, dtb, &db, &have_db))
         (void)gn_rm_vm_exit(&rm, 0, GN_RM_EXIT_CODE_SOFTWARE_ERROR);
-    idle();
+    idle(have_db ? &db : NULL);
 }
