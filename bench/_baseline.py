@@ -41,7 +41,7 @@ from gunyah_net.wire.transport import Link
 
 ROOT = Path(__file__).resolve().parents[1]
 TESTSVC = ROOT / "nodes/images/testsvc.elf"
-ELAPSED = rb"(\d+) (?:round trips|messages) in (\d+) ticks \((\d+) Hz\)"
+ELAPSED = rb"(\d+) (?:round trips|messages|calls) in (\d+) ticks \((\d+) Hz\)"
 """The line testsvc's bench services end with: count, CNTVCT ticks, counter frequency."""
 
 
@@ -94,7 +94,7 @@ def vm_table(name: str, args: str, image: Path = TESTSVC) -> str:
 
 
 def seconds_per_item(match: re.Match[bytes]) -> float:
-    """Returns host seconds per round trip / message from an ``ELAPSED`` match."""
+    """Returns host seconds per round trip / message / call from an ``ELAPSED`` match."""
     count, ticks, hz = (int(group) for group in match.groups()[:3])
     return ticks / hz / count
 

@@ -130,6 +130,7 @@ static const struct service services[] = {
     {"bench-alu", run_bench_alu},
     {"bench-hvc", run_bench_hvc},
     {"bench-copy", svc_bench_copy},
+    {"bench-rm", svc_bench_rm},
     {"ipc-echo", svc_ipc_echo},
     {"mq-ping", svc_mq_ping},
     {"db-ping", svc_db_ping},

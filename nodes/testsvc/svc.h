@@ -30,7 +30,7 @@ typedef void svc_fn(const gn_dt *dt, const char *args);
 svc_fn svc_ipc_echo, svc_mq_ping, svc_db_ping, svc_db_pong;
 svc_fn svc_mq_fill, svc_mq_drain, svc_mq_stream, svc_mq_sink;
 svc_fn svc_db_flags, svc_db_proxy, svc_bad_cap;
-svc_fn svc_bench_copy;
+svc_fn svc_bench_copy, svc_bench_rm;
 
 /* The virtual counter (CNTVCT_EL0) and its frequency (CNTFRQ_EL0). */
 static inline uint64_t svc_ticks(void)

@@ -18,7 +18,7 @@ BENCHES = sorted(p.name for p in (ROOT / "bench").glob("*.py") if not p.name.sta
 
 
 def test_there_are_benchmarks():
-    assert {"vcpu_compute.py", "hypercall_rate.py", "up_time.py"} <= set(BENCHES)
+    assert {"vcpu_compute.py", "hypercall_rate.py", "up_time.py", "rm_rpc.py"} <= set(BENCHES)
 
 
 @pytest.mark.parametrize("bench", BENCHES)
