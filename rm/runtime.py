@@ -58,8 +58,7 @@ class RmRuntime:
         self.service = service if service is not None else RmService()
         self._planner = planner if planner is not None else MemoryPlanner(boot.caps)
         self.queues = VmQueues(link.call, self._readable)
-        self._names = {vm.name: vm.vmid for vm in boot.vms}
-        self._builder = VmBuilder(link, self._planner, self.queues, self.service, self._names)
+        self._builder = VmBuilder(link, self._planner, self.queues, self.service, boot.vms)
         self._work: deque[_Work] = deque()
         self._queued: set[int] = set()
         self._wake = asyncio.Event()

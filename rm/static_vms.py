@@ -7,7 +7,10 @@ map with exactly these keys (docs/rm.md, the RM VM contract):
 - ``ram_ipa`` / ``ram_size``: the VM's RAM, which the RM registers so the VM can lend it;
 - ``addrspace`` / ``memextent``: the RM's caps of the VM's address space and RAM extent;
 - ``rm_tx_cap`` / ``rm_rx_cap``: the RM's ends of the VM's RM queue pair (RM to VM, VM to RM);
-- ``rm_tx_virq`` / ``rm_rx_virq``: the RM's virqs for them (not-full, not-empty).
+- ``rm_tx_virq`` / ``rm_rx_virq``: the RM's virqs for them (not-full, not-empty);
+- ``free_virq``: the first virq the RM may allocate in the VM (for the VM's end of a doorbell or
+  queue of a VM it owns): the lowest INTID from 960 above every virq the coordinator bound in
+  it, 960..1019, or 1020 when none is left (rm/virq_pool.py).
 
 ``RmBoot.caps`` holds the RM's own caps (``El2.rm_caps()``): ``partition``, ``ddr``,
 ``addrspace`` and ``cspace``.
@@ -22,6 +25,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields
 
 from gunyah_net.abi.rm import Vmid
+from gunyah_net.dt.hypervisor import RM_FREE_IRQ_START
+
+from .virq_pool import NO_FREE_VIRQ
 
 PAGE_SIZE = 0x1000
 RM_CAPS = ("partition", "ddr", "addrspace", "cspace")
@@ -50,6 +56,7 @@ class StaticVm:
     rm_rx_cap: int
     rm_tx_virq: int
     rm_rx_virq: int
+    free_virq: int
 
 
 _TYPES: dict[str, type] = {f.name: typing.get_type_hints(StaticVm)[f.name]
@@ -110,6 +117,9 @@ def _check_vm(where: str, vm: StaticVm) -> None:
                         "non-empty page-aligned range")
     if vm.rm_tx_virq == vm.rm_rx_virq:
         raise BootError(f"{where}: rm_tx_virq and rm_rx_virq are both {vm.rm_tx_virq}")
+    if not RM_FREE_IRQ_START <= vm.free_virq <= NO_FREE_VIRQ:
+        raise BootError(f"{where}.free_virq: {vm.free_virq} is outside "
+                        f"{RM_FREE_IRQ_START}..{NO_FREE_VIRQ}")
 
 
 def _check_unique(vms: tuple[StaticVm, ...]) -> None:

@@ -4,15 +4,20 @@
   (``MemoryPlanner.map_into_rm``), read the DTB at ``dtb_offset``, parse its
   ``/gunyah-vm-config`` and plan the VM (``rm.vm_create``), VM_CREATE it, write the
   ``/hypervisor`` overlay into the DTB in place, unmap the window, start serving the VM's RM
-  queue pair and give the planner its memory caps. Then ``complete(INIT)`` with the owner's
-  VM_GET_HYP_RESOURCES entries and the vm-config memory base. Whatever fails (an unmappable
-  parcel, a bad DT, EL2 refusing, an overlay that does not fit) becomes the INIT outcome, with
-  the VM created so far destroyed again; the RM carries on.
+  queue pair and give the planner its memory caps. The owner's ends of the VM's doorbells and
+  queues take virqs from the owner's pool (rm/virq_pool.py: a static VM's starts at its
+  ``free_virq``) before VM_CREATE binds them in the owner's VIC; the new VM gets a pool of its
+  own, less the virqs it was given. Then ``complete(INIT)`` with the owner's
+  VM_GET_HYP_RESOURCES entries (with those virqs) and the vm-config memory base. Whatever fails
+  (an unmappable parcel, a bad DT, no free owner virq, EL2 refusing, e.g. an owner virq already
+  bound: ERROR_BUSY, an overlay that does not fit) becomes the INIT outcome, with the VM created
+  so far destroyed again and the owner's virqs free again; the RM carries on.
 - ``PowerOnVm`` (VM_START): VM_POWERON with PC = base + entry offset (vm-config
   ``kernel-entry-offset``, else ``image_offset``) and X0 = base + ``dtb_offset``, unless
   VM_SET_BOOT_CONTEXT set PC or X0; then ``complete(START)``.
 - ``StopVm``: VM_STOP. ``TeardownVm`` (VM_RESET): stop serving the VM's queues, VM_DESTROY,
-  ``MemoryPlanner.forget_vm``, then ``complete(RESET)``.
+  ``MemoryPlanner.forget_vm``, give the owner's virqs back and drop the VM's own pool, then
+  ``complete(RESET)``.
 
 Platform calls (``gunyah_net.abi.rm_platform``) return X0 = a Gunyah error; VM_CREATE's data in
 and out is msgpack (the RM VM contract).
@@ -21,7 +26,7 @@ and out is msgpack (the RM VM contract).
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Sequence
 
 import msgpack
 
@@ -35,6 +40,8 @@ from .el2_memory import El2CallFailed, MemoryPlanner
 from .service import Output, RmService
 from .service_answer import CreateVmObjects, PowerOnVm, Step
 from .stage2 import Stage2Fault
+from .static_vms import StaticVm
+from .virq_pool import VirqPool, VmVirqs
 from .vm_config import VmConfigError, parse_vm_config
 from .vm_create import (
     CreatedVm,
@@ -58,13 +65,19 @@ class VmBuilder:
     """The RM's hands for VM lifecycle operations."""
 
     def __init__(self, link: El2Link, planner: MemoryPlanner, queues: VmQueues,
-                 service: RmService, names: Mapping[str, int]) -> None:
+                 service: RmService, static_vms: Sequence[StaticVm]) -> None:
+        """``static_vms``: the VMs of ``RmBoot``, whose names vdevice ``peer`` properties may
+        use and whose ``free_virq`` starts their virq pools."""
         self._link = link
         self._planner = planner
         self._queues = queues
         self._service = service
-        self._names = names
+        self._names = {vm.name: vm.vmid for vm in static_vms}
         """VM name -> vmid, for vdevice ``peer`` properties."""
+        self.virqs = VmVirqs()
+        """The virqs the RM may still allocate in each VM."""
+        for vm in static_vms:
+            self.virqs.add_vm(vm.vmid, VirqPool(vm.free_virq))
         self._plans: dict[int, VmPlan] = {}
 
     # --- VM_INIT ----------------------------------------------------------------------------------
@@ -82,6 +95,7 @@ class VmBuilder:
             return self._service.complete(op.vmid, Step.INIT, failed.error)
         self._plans[op.vmid] = plan
         self._planner.add_vm(op.vmid, created.addrspace, created.memextent)
+        self.virqs.add_vm(op.vmid, VirqPool(taken=plan.vm_virqs()))
         self._link.console(f"created VM {op.vmid:#x} ({plan.name}, {plan.vcpus} vCPU, base "
                            f"{plan.image_base:#x})")
         return self._service.complete(op.vmid, Step.INIT, resources=owner_resources(plan, created),
@@ -108,15 +122,31 @@ class VmBuilder:
                                 ) -> tuple[VmPlan, CreatedVm]:
         assert op.image is not None
         dtb_ipa = RM_WINDOW_IPA + op.image.dtb_offset
+        owner_virqs = self.virqs.pool(owner)
         try:
             dtb = bytearray(self._link.stage2.read(dtb_ipa, op.image.dtb_size))
-            plan = plan_vm(parse_vm_config(bytes(dtb)), op.vmid, owner, self._names)
+            plan = plan_vm(parse_vm_config(bytes(dtb)), op.vmid, owner, self._names, owner_virqs)
         except Stage2Fault as exc:
             raise VmCreateError(RmError.MAP_FAILED, str(exc)) from exc
         except VmConfigError as exc:
             raise VmCreateError(RmError.ARGUMENT_INVALID, exc.reason) from exc
         for skipped in plan.skipped:
             log.warning("VM %#x: vdevice %s is not supported; skipped", op.vmid, skipped)
+        if owner_virqs is None:
+            log.warning("VM %#x: its owner %#x has no virq pool; its ends get no virqs",
+                        op.vmid, owner)
+        else:
+            owner_virqs.claim(plan.owner_virqs())
+        try:
+            return await self._build(op, plan, dtb, dtb_ipa)
+        except VmCreateError:
+            if owner_virqs is not None:
+                owner_virqs.release(plan.owner_virqs())
+            raise
+
+    async def _build(self, op: CreateVmObjects, plan: VmPlan, dtb: bytearray, dtb_ipa: int
+                     ) -> tuple[VmPlan, CreatedVm]:
+        """VM_CREATE, the overlay and the RM queues; the VM is destroyed again if one fails."""
         created = await self._vm_create(plan)
         try:
             used = write_overlay(dtb, overlay(plan, created))
@@ -194,9 +224,14 @@ class VmBuilder:
     async def teardown(self, vmid: int) -> Output:
         """Destroys ``vmid``'s EL2 objects (if VM_INIT made any); returns ``complete(RESET)``'s
         output."""
-        if self._plans.pop(vmid, None) is not None:
+        plan = self._plans.pop(vmid, None)
+        if plan is not None:
             await self._destroy(vmid)
             self._planner.forget_vm(vmid)
+            self.virqs.forget_vm(vmid)
+            owner_virqs = self.virqs.pool(plan.owner)
+            if owner_virqs is not None:
+                owner_virqs.release(plan.owner_virqs())
         return self._service.complete(vmid, Step.RESET)
 
     async def _destroy(self, vmid: int) -> None:

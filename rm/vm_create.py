@@ -13,10 +13,18 @@
 Every peer must be the owner (``peer-default``, or ``peer`` naming the owner): gunyah-net's RM
 connects a new VM's vdevices to its owner only. VM-side virqs the DT leaves out are allocated
 upward from INTID 960 (RM ``irq_manager.c``), skipping those the DT names; all must be SPIs.
-Doorbell virqs the RM allocates are level-triggered, queue virqs edge-triggered. The peer's end of
-a doorbell or queue gets no virq; the owner finds its caps in VM_GET_HYP_RESOURCES. Unknown
-vdevice types are skipped (``VmPlan.skipped``); ``shm`` vdevices and anything else the RM cannot
-build raise ``VmCreateError`` carrying the RM error VM_INIT replies.
+Doorbell virqs the RM allocates in the VM are level-triggered, queue virqs edge-triggered.
+
+The owner's receiving ends get a virq too, as in Gunyah's RM (``vm_config.c`` allocates the
+peer's virq of every doorbell and queue it creates): the owner's virq of a doorbell the VM rings
+(``doorbell-source``), the not-empty virq of a queue the VM sends on, and the not-full virq of a
+queue the owner sends on. They come from the owner's free virqs (``owner_virqs``, rm/virq_pool.py;
+None: the owner's ends get none), are edge-triggered (the RM's ``virq_edge``; Linux maps every
+VM_GET_HYP_RESOURCES virq edge-rising) and are reported in the owner's VM_GET_HYP_RESOURCES
+entries. A doorbell the owner rings has no owner virq (its entry says virq 0).
+``VmPlan.owner_virqs()`` lists them for the caller to take from the owner's pool. Unknown vdevice
+types are skipped (``VmPlan.skipped``); ``shm`` vdevices and anything else the RM cannot build
+(an owner with no free virq left) raise ``VmCreateError`` carrying the RM error VM_INIT replies.
 
 ``created_vm(plan, reply)`` then validates VM_CREATE's reply and returns the caps, the overlay
 and the owner's resources.
@@ -24,12 +32,12 @@ and the owner's resources.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
 from gunyah_net.abi.platform import RAM_BASE
 from gunyah_net.abi.rm import ResourceType, RmError
-from gunyah_net.dt.hypervisor import RM_FREE_IRQ_START, RM_NODE_PATH
+from gunyah_net.dt.hypervisor import RM_NODE_PATH
 
 from .dt_overlay import DoorbellNode, HypervisorOverlay, MsgQueueNode, MsgQueuePairNode, RmRpcNode
 from .dt_props import Irq
@@ -42,9 +50,9 @@ from .vm_config_vdevices import (
     RmRpcVdevice,
     ShmVdevice,
 )
+from .virq_pool import SPI_FIRST, SPI_LAST, NoFreeVirq, VirqPool
 from .vm_payloads import HypResource
 
-SPI_FIRST, SPI_LAST = 32, 1019
 RM_QUEUE_DEPTH, RM_MESSAGE_SIZE = 8, 240
 
 
@@ -59,23 +67,30 @@ class VmCreateError(Exception):
 
 @dataclass(frozen=True)
 class DoorbellPlan:
-    """One doorbell: who rings it, who receives it, and the receiver's virq if it is the VM."""
+    """One doorbell: who rings it, who receives it, and the receiver's virq: ``irq`` if it is
+    the VM, ``owner_irq`` if it is the owner (None: unbound)."""
 
     vdevice: DoorbellVdevice
     sender: int
     receiver: int
     irq: Irq | None
+    owner_irq: Irq | None = None
+
+    def receiver_irq(self) -> Irq | None:
+        """The virq VM_CREATE binds in the receiver."""
+        return self.owner_irq if self.vdevice.source else self.irq
 
 
 @dataclass(frozen=True)
 class MsgqueuePlan:
-    """One message queue from ``sender`` to ``receiver``; ``irq`` is the VM's end (not-full if
-    the VM sends, not-empty if it receives)."""
+    """One message queue from ``sender`` to ``receiver``; ``irq`` is the VM's end and
+    ``owner_irq`` the owner's (not-full at the sender, not-empty at the receiver; None: unbound)."""
 
     vdevice: MsgQueueVdevice | MsgQueuePairVdevice
     sender: int
     receiver: int
     irq: Irq
+    owner_irq: Irq | None = None
 
 
 @dataclass(frozen=True)
@@ -101,46 +116,69 @@ class VmPlan:
         return {
             "name": self.name,
             "rm_virqs": [self.rm_irqs[0].intid, self.rm_irqs[1].intid],
-            "doorbells": [{"sender": d.sender, "receiver": d.receiver,
-                           "virq": d.irq.intid if d.irq else None, "label": d.vdevice.label,
-                           "source_can_clear": d.vdevice.source_can_clear,
-                           "edge": d.irq.edge if d.irq else False} for d in self.doorbells],
+            "doorbells": [_doorbell_request(d) for d in self.doorbells],
             "msgqueues": [{"sender": q.sender, "receiver": q.receiver,
                            "depth": q.vdevice.queue_depth, "size": q.vdevice.message_size,
-                           "tx_virq": q.irq.intid if q.sender == self.vmid else None,
-                           "rx_virq": q.irq.intid if q.receiver == self.vmid else None,
+                           "tx_virq": _intid(q.irq if q.sender == self.vmid else q.owner_irq),
+                           "rx_virq": _intid(q.irq if q.receiver == self.vmid else q.owner_irq),
                            "label": q.vdevice.label} for q in self.msgqueues],
         }
 
+    def owner_virqs(self) -> tuple[int, ...]:
+        """The owner's virqs this VM's doorbells and queues take, in vdevice order."""
+        irqs = [*(d.owner_irq for d in self.doorbells), *(q.owner_irq for q in self.msgqueues)]
+        return tuple(irq.intid for irq in irqs if irq is not None)
 
-def plan_vm(config: VmDtConfig, vmid: int, owner: int, peers: Mapping[str, int]) -> VmPlan:
-    """Plans VM ``vmid``'s objects from its configuration; ``peers`` maps VM names to vmids."""
+    def vm_virqs(self) -> tuple[int, ...]:
+        """Every virq of the VM itself: its RM queues', then its doorbells' and queues'."""
+        irqs = [*self.rm_irqs, *(d.irq for d in self.doorbells), *(q.irq for q in self.msgqueues)]
+        return tuple(irq.intid for irq in irqs if irq is not None)
+
+
+def _intid(irq: Irq | None) -> int | None:
+    return irq.intid if irq is not None else None
+
+
+def _doorbell_request(bell: DoorbellPlan) -> dict:
+    irq = bell.receiver_irq()
+    return {"sender": bell.sender, "receiver": bell.receiver, "virq": _intid(irq),
+            "label": bell.vdevice.label, "source_can_clear": bell.vdevice.source_can_clear,
+            "edge": irq.edge if irq is not None else False}
+
+
+def plan_vm(config: VmDtConfig, vmid: int, owner: int, peers: Mapping[str, int],
+            owner_virqs: VirqPool | None = None) -> VmPlan:
+    """Plans VM ``vmid``'s objects from its configuration; ``peers`` maps VM names to vmids.
+    The owner's virqs are chosen from ``owner_virqs.free()``; the pool is not changed."""
     devices = config.vdevices.devices
     rpcs = [d for d in devices if isinstance(d, RmRpcVdevice)]
     if len(rpcs) > 1:
         raise VmCreateError(RmError.ARGUMENT_INVALID, "the DT has more than one rm-rpc vdevice")
     rpc = rpcs[0] if rpcs else None
-    virqs = _VirqAllocator(_fixed_irqs(config))
+    virqs = _VmVirqs(_fixed_irqs(config))
+    theirs = _OwnerVirqs(owner, owner_virqs)
     rm_irqs = rpc.irqs if rpc is not None and rpc.irqs else (virqs.edge(), virqs.edge())
     doorbells: list[DoorbellPlan] = []
     queues: list[MsgqueuePlan] = []
     skipped: list[str] = []
     for device in devices:
         match device:
+            case DoorbellVdevice(source=True):
+                _owner_peer(device.peer, device.name, owner, peers)
+                doorbells.append(DoorbellPlan(device, vmid, owner, None, theirs.edge()))
             case DoorbellVdevice():
                 _owner_peer(device.peer, device.name, owner, peers)
-                irq = None if device.source else device.irq or virqs.level()
-                ends = (vmid, owner) if device.source else (owner, vmid)
-                doorbells.append(DoorbellPlan(device, *ends, irq))
+                doorbells.append(DoorbellPlan(device, owner, vmid, device.irq or virqs.level()))
             case MsgQueueVdevice():
                 _owner_peer(device.peer, device.name, owner, peers)
                 ends = (vmid, owner) if device.is_sender else (owner, vmid)
-                queues.append(MsgqueuePlan(device, *ends, device.irq or virqs.edge()))
+                queues.append(MsgqueuePlan(device, *ends, device.irq or virqs.edge(),
+                                           theirs.edge()))
             case MsgQueuePairVdevice():
                 _owner_peer(device.peer, device.name, owner, peers)
                 tx, rx = device.irqs or (virqs.edge(), virqs.edge())
-                queues += [MsgqueuePlan(device, vmid, owner, tx),
-                           MsgqueuePlan(device, owner, vmid, rx)]
+                queues += [MsgqueuePlan(device, vmid, owner, tx, theirs.edge()),
+                           MsgqueuePlan(device, owner, vmid, rx, theirs.edge())]
             case ShmVdevice():
                 raise VmCreateError(RmError.ARGUMENT_INVALID, f"vdevice {device.name}: shm "
                                     "vdevices are not supported by gunyah-net's RM")
@@ -189,25 +227,40 @@ def _check_spis(irqs: list[Irq]) -> None:
         seen.add(irq.intid)
 
 
-class _VirqAllocator:
+class _VmVirqs:
     """Hands out the VM's free SPIs from 960 upward, skipping the ones its DT fixes."""
 
     def __init__(self, taken: set[int]) -> None:
-        self._taken = set(taken)
+        self._pool = VirqPool(taken=taken)
 
     def _next(self) -> int:
-        for intid in range(RM_FREE_IRQ_START, SPI_LAST + 1):
-            if intid not in self._taken:
-                self._taken.add(intid)
-                return intid
-        raise VmCreateError(RmError.NORESOURCE, f"no free virq left in {RM_FREE_IRQ_START}.."
-                            f"{SPI_LAST}")
+        try:
+            return self._pool.take()
+        except NoFreeVirq as exc:
+            raise VmCreateError(RmError.NORESOURCE, str(exc)) from exc
 
     def edge(self) -> Irq:
         return Irq(self._next(), True)
 
     def level(self) -> Irq:
         return Irq(self._next(), False)
+
+
+class _OwnerVirqs:
+    """Hands out the owner's free virqs (edge) in order, leaving its pool as it is; none if the
+    owner has no pool."""
+
+    def __init__(self, owner: int, pool: VirqPool | None) -> None:
+        self._owner = owner
+        self._free: Iterator[int] | None = pool.free() if pool is not None else None
+
+    def edge(self) -> Irq | None:
+        if self._free is None:
+            return None
+        for intid in self._free:
+            return Irq(intid, True)
+        raise VmCreateError(RmError.NORESOURCE, f"the owner (VM {self._owner:#x}) has no free "
+                            f"virq left for its end of a vdevice")
 
 
 # --- VM_CREATE's reply ----------------------------------------------------------------------------
@@ -312,16 +365,18 @@ def _rpc_node(plan: VmPlan, rm: RmQueueCaps) -> RmRpcNode:
 
 def owner_resources(plan: VmPlan, created: CreatedVm) -> tuple[HypResource, ...]:
     """Returns VM_GET_HYP_RESOURCES's entries for the owner: its end of every doorbell and
-    queue (caps in the owner's cspace), numbered from resource handle 1."""
+    queue (caps in the owner's cspace, its virq or 0), numbered from resource handle 1."""
     entries: list[HypResource] = []
     for bell, (tx_cap, rx_cap) in zip(plan.doorbells, created.doorbells):
         owner_rings = bell.sender == plan.owner
         kind = ResourceType.DOORBELL_SRC if owner_rings else ResourceType.DOORBELL
         entries.append(HypResource(kind, plan.vmid, len(entries) + 1, bell.vdevice.label,
-                                   tx_cap if owner_rings else rx_cap))
+                                   tx_cap if owner_rings else rx_cap,
+                                   virq=_intid(bell.owner_irq) or 0))
     for queue, (tx_cap, rx_cap) in zip(plan.msgqueues, created.msgqueues):
         owner_sends = queue.sender == plan.owner
         kind = ResourceType.MSGQ_SEND if owner_sends else ResourceType.MSGQ_RECV
         entries.append(HypResource(kind, plan.vmid, len(entries) + 1, queue.vdevice.label,
-                                   tx_cap if owner_sends else rx_cap))
+                                   tx_cap if owner_sends else rx_cap,
+                                   virq=_intid(queue.owner_irq) or 0))
     return tuple(entries)

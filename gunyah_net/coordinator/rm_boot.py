@@ -9,7 +9,11 @@ RM needs to own and power on the VM (rm/static_vms.py reads exactly these keys):
 - ``addrspace`` / ``memextent``: the RM-cspace caps of the VM's address space and owned extent
   (``El2.vm_memory_caps``);
 - ``rm_tx_cap`` / ``rm_rx_cap`` / ``rm_tx_virq`` / ``rm_rx_virq``: the RM's end of the VM's RM
-  queue pair (rm_queues.py).
+  queue pair (rm_queues.py);
+- ``free_virq``: where the RM may start allocating virqs in the VM (its ends of the doorbells and
+  queues of VMs it creates): the lowest INTID from 960 (Gunyah's ``qcom,free-irq-start``) above
+  every virq EL2 has bound in the VM (the topology's, default or explicit, and its RM queues'),
+  or 1020 when that would pass the last SPI (the RM then allocates none).
 
 ``RmBoot.caps`` is ``El2.rm_caps()``: the RM's own partition, DDR, address space and cspace caps.
 """
@@ -23,7 +27,7 @@ from gunyah_net.config.model import VmConfig, VmKind
 from gunyah_net.hyp.el2 import El2
 from gunyah_net.wire.messages import RmBoot
 
-from .rm_queues import RmQueuePair
+from .rm_queues import FREE_VIRQ_START, RmQueuePair
 
 
 def boot_order(vms: Sequence[VmConfig]) -> list[VmConfig]:
@@ -41,6 +45,14 @@ def rm_boot(vms: Sequence[VmConfig], vmids: Mapping[str, int], el2: El2,
                 "kind": "host" if vm.kind is VmKind.HOST else "guest",
                 "pre_host": vm.pre_host, "vcpus": vm.vcpus,
                 "ram_ipa": RAM_BASE, "ram_size": vm.memory,
-                **el2.vm_memory_caps(vmids[vm.name]), **rm_pairs[vm.name].rm_side()}
+                **el2.vm_memory_caps(vmids[vm.name]), **rm_pairs[vm.name].rm_side(),
+                "free_virq": free_virq(el2, vmids[vm.name])}
                for vm in boot_order(vms)]
     return RmBoot(vms=entries, caps=el2.rm_caps())
+
+
+def free_virq(el2: El2, vmid: int) -> int:
+    """Returns the lowest INTID from 960 above the virq of every doorbell and queue end EL2 gave
+    VM ``vmid`` (its RM queues' included); 1020 when none is left."""
+    bound = [r.virq for r in el2.vm(vmid).resources if r.virq is not None]
+    return max([FREE_VIRQ_START, *(virq + 1 for virq in bound)])

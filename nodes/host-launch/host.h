@@ -20,6 +20,12 @@ struct child {
     uint8_t *parcel;
     size_t image_size, dtb_size;
     uint64_t bell_cap;        /* the doorbell-source cap VM_GET_HYP_RESOURCES gave, or 0 */
+    uint64_t owner_bell_cap;  /* the receive cap of the doorbell the child rings, or 0 */
+    uint32_t owner_bell_virq; /* the host's virq for it (VM_GET_HYP_RESOURCES), or 0 */
+    volatile bool from_child; /* that doorbell interrupted the host (its IRQ handler) */
+    volatile uint32_t from_child_intid; /* ... on this INTID */
+    volatile uint64_t from_child_flags; /* ... and doorbell_receive returned these flags */
+    volatile gn_error_t from_child_error; /* ... or this error */
     bool idle;                /* it said CHILD_IDLE_LINE */
     bool rang;                /* it said CHILD_RANG_LINE... */
     bool exited;              /* VM_EXITED for it */

@@ -11,11 +11,14 @@
  * Sequence: VM_GET_VMID (own), VM_ALLOC_VMID(0), MEM_LEND (RWX to the child,
  * label 0, flags 0), VM_CONFIG_IMAGE (auth NONE), VM_INIT,
  * VM_GET_HYP_RESOURCES (it keeps the doorbell-source cap of the child's
- * doorbell), VM_CONSOLE_OPEN(child), VM_START, wait for the child's
- * "child: idle" line, doorbell_send(0x1) on that cap and wait for the child's
+ * doorbell, and the receive cap and virq of the doorbell the child rings,
+ * whose interrupt it enables in its GIC), VM_CONSOLE_OPEN(child), VM_START,
+ * wait for the child's "child: idle" line, sleep in WFI until the child's
+ * doorbell interrupts it (`host: doorbell from child (virq <n>)`),
+ * doorbell_send(0x1) on the child's doorbell and wait for the child's
  * "child: doorbell rang" line, VM_STOP(force), wait for VM_EXITED,
  * MEM_RECLAIM(sanitize), check the parcel reads zero, VM_RESET, wait for the
- * RESET status, VM_DEALLOC_VMID. Each call prints `host: <CALL>: ok...` or
+ * RESET status (and disable that virq again), VM_DEALLOC_VMID. Each call prints `host: <CALL>: ok...` or
  * `host: FAIL <CALL>: RM error 0x<e> (<NAME>)` (or a transport error); every
  * notification is printed as it is handled (notify.c). It ends with
  * `host: reclaimed memory is zero` and `host: done`, then idles, still
@@ -42,7 +45,10 @@
 #define STATE_TIMEOUT_US 30000000U
 #define MAX_RESOURCES 16U
 #define CHILD_DOORBELL_LABEL 1U
+#define CHILD_SOURCE_LABEL 2U /* the doorbell the child rings (rm-child/child.dts) */
 #define DOORBELL_FLAGS 0x1U
+#define TYPE_DOORBELL_SRC 0U  /* VM_GET_HYP_RESOURCES types (gunyah-abi.md 3.5) */
+#define TYPE_DOORBELL 1U
 
 extern const uint8_t rm_child_image[], rm_child_image_end[];
 extern const uint8_t rm_child_dtb[], rm_child_dtb_end[];
@@ -132,7 +138,55 @@ static const char *resource_name(uint8_t type)
     return type < sizeof(names) / sizeof(names[0]) ? names[type] : "OTHER";
 }
 
-/* Prints each entry and keeps the cap of the child's doorbell's source. */
+static gn_event child_bell; /* bumped by child_bell_irq */
+
+/* IRQ handler of the doorbell the child rings: collects (and clears) its flags. */
+static void child_bell_irq(unsigned intid, void *arg)
+{
+    (void)arg;
+    uint64_t old = 0;
+    gn_error_t err = gunyah_doorbell_receive(child.owner_bell_cap, ~(uint64_t)0, &old);
+    if (err != GN_OK)
+        child.from_child_error = err;
+    child.from_child_flags |= old;
+    child.from_child_intid = intid;
+    child.from_child = true;
+    gn_event_signal(&child_bell);
+}
+
+/* Enables the host's end of the doorbell the child rings: its virq, edge (as
+ * the RM binds it), handled by child_bell_irq. */
+static bool listen_to_child(void)
+{
+    if (child.owner_bell_cap == 0 || child.owner_bell_virq == 0) {
+        gn_printf("host: FAIL no DOORBELL resource with label %u and a virq for the child\n",
+                  CHILD_SOURCE_LABEL);
+        return false;
+    }
+    if (gn_ipc_irq_attach(child.owner_bell_virq, true, GN_IPC_PRIORITY, child_bell_irq, NULL) !=
+        0) {
+        gn_printf("host: FAIL cannot enable virq %u\n", child.owner_bell_virq);
+        return false;
+    }
+    return true;
+}
+
+/* Keeps the caps of the child's doorbell's source and of the doorbell the child rings. */
+static void keep_child_caps(const gn_rm_hyp_resource *res)
+{
+    if (res->partner_vmid != child.vmid)
+        return;
+    if (res->type == TYPE_DOORBELL_SRC && res->label == CHILD_DOORBELL_LABEL &&
+        child.bell_cap == 0)
+        child.bell_cap = res->cap_id;
+    if (res->type == TYPE_DOORBELL && res->label == CHILD_SOURCE_LABEL &&
+        child.owner_bell_cap == 0) {
+        child.owner_bell_cap = res->cap_id;
+        child.owner_bell_virq = res->virq;
+    }
+}
+
+/* Prints each entry, keeps the caps the host uses and enables its doorbell's virq. */
 static bool get_resources(void)
 {
     static gn_rm_hyp_resource res[MAX_RESOURCES];
@@ -147,9 +201,43 @@ static bool get_resources(void)
         gn_printf("host:   resource %lu: type %u (%s) label %u partner 0x%x cap 0x%lx virq %u\n",
                   i, res[i].type, resource_name(res[i].type), res[i].label,
                   res[i].partner_vmid, res[i].cap_id, res[i].virq);
-        if (res[i].type == 0 && res[i].label == CHILD_DOORBELL_LABEL &&
-            res[i].partner_vmid == child.vmid && child.bell_cap == 0)
-            child.bell_cap = res[i].cap_id;
+        keep_child_caps(&res[i]);
+    }
+    return listen_to_child();
+}
+
+static void bell_deadline_passed(void *arg)
+{
+    gn_event_signal(arg);
+}
+
+/* Sleeps in WFI, printing notifications, until the child's doorbell has
+ * interrupted the host (it may have already) or CHILD_TIMEOUT_US pass. */
+static bool wait_for_child_bell(void)
+{
+    static gn_event deadline;
+    uint64_t armed = gn_event_read(&deadline);
+    const gn_event *evs[3] = {&child_bell, &rm.rx.irq, &deadline};
+    gn_timer_oneshot_us(CHILD_TIMEOUT_US, bell_deadline_passed, &deadline);
+    for (;;) {
+        uint64_t seen[3] = {gn_event_read(evs[0]), gn_event_read(evs[1]), gn_event_read(evs[2])};
+        drain();
+        if (child.from_child || seen[2] != armed)
+            break;
+        gn_event_wait_any(evs, seen, 3);
+    }
+    gn_timer_cancel();
+    if (!child.from_child) {
+        gn_printf("host: FAIL no doorbell from the child within %u s\n",
+                  CHILD_TIMEOUT_US / 1000000U);
+        return false;
+    }
+    gn_printf("host: doorbell from child (virq %u)\n", child.from_child_intid);
+    if (child.from_child_error != GN_OK || child.from_child_flags != DOORBELL_FLAGS) {
+        gn_printf("host: FAIL doorbell_receive(cap 0x%lx): %s, flags 0x%lx\n",
+                  child.owner_bell_cap, gunyah_error_name(child.from_child_error),
+                  child.from_child_flags);
+        return false;
     }
     return true;
 }
@@ -189,7 +277,7 @@ static bool launch(variant v)
            outcome("VM_CONSOLE_OPEN", gn_rm_console_open(&rm, child.vmid), "") &&
            outcome("VM_START", gn_rm_vm_start(&rm, child.vmid), "") &&
            wait_for(&child.idle, CHILD_TIMEOUT_US, "\"" CHILD_IDLE_LINE "\" from the child") &&
-           ring_child();
+           wait_for_child_bell() && ring_child();
 }
 
 /* ---- tearing it down ------------------------------------------------------------------- */
@@ -216,9 +304,15 @@ static bool reclaim(void)
 
 static bool reset_and_dealloc(void)
 {
-    return outcome("VM_RESET", gn_rm_vm_reset(&rm, child.vmid), "") &&
-           wait_for(&child.reset, STATE_TIMEOUT_US, "RESET status") &&
-           outcome("VM_DEALLOC_VMID", gn_rm_vm_dealloc_vmid(&rm, child.vmid), "");
+    if (!outcome("VM_RESET", gn_rm_vm_reset(&rm, child.vmid), "") ||
+        !wait_for(&child.reset, STATE_TIMEOUT_US, "RESET status"))
+        return false;
+    if (child.owner_bell_virq != 0) {
+        /* The child's doorbell is gone; the RM may give its virq to another VM. */
+        (void)gn_gic_disable(child.owner_bell_virq);
+        (void)gn_irq_register(child.owner_bell_virq, NULL, NULL);
+    }
+    return outcome("VM_DEALLOC_VMID", gn_rm_vm_dealloc_vmid(&rm, child.vmid), "");
 }
 
 /* MEM_RECLAIM while the child still runs (variant early-reclaim): the RM must

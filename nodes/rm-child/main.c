@@ -15,7 +15,10 @@
  *   child: running at 0x<image>, DTB at 0x<dtb>
  *   child: no doorbell 1: <reason>      (only if the RM gave it none)
  *   child: idle
- * Then it idles in WFI, still draining its RM queue, until the host stops it.
+ * Then it rings its owner once: doorbell_send(0x1) on doorbell source 2
+ * (child.dts), printing `child: no doorbell source 2: <reason>` or
+ * `child: doorbell_send on source 2: <error>` if it cannot. Then it idles in
+ * WFI, still draining its RM queue, until the host stops it.
  * Each time its doorbell (label 1, rung by its owner; child.dts) interrupts it
  * prints `child: doorbell rang (flags 0x<flags>)` with the flags it collected.
  * If the RM link cannot be used it calls VM_EXIT with SOFTWARE_ERROR, so the
@@ -73,6 +76,23 @@ static bool greet(const gn_dt *dt, const void *dtb, gn_doorbell *db, bool *have_
     return say("child: idle\n") && gn_rm_console_flush(&rm, 0) == 0;
 }
 
+/* Rings the owner's doorbell (doorbell-source label 2) once; says why not if
+ * it cannot. */
+static void ring_owner(const gn_dt *dt)
+{
+    gn_doorbell_source src;
+    int err = gn_doorbell_source_open(&src, dt, 2);
+    if (err != 0) {
+        say("child: no doorbell source 2: %s\n", gn_ipc_strerror(err));
+    } else {
+        gn_error_t sent = gn_doorbell_ring(&src, 0x1, NULL);
+        if (sent == GN_OK)
+            return;
+        say("child: doorbell_send on source 2: %s\n", gunyah_error_name(sent));
+    }
+    (void)gn_rm_console_flush(&rm, 0);
+}
+
 /* Sleeps in WFI; keeps the RM receive queue drained (notifications are
  * dropped) and says so each time the doorbell (if any) collected flags. */
 _Noreturn static void idle(gn_doorbell *db)
@@ -106,5 +126,6 @@ int main(const void *dtb)
         gn_idle_forever(); /* no way to tell anyone; the host's wait times out */
     if (!greet(&dt, dtb, &db, &have_db))
         (void)gn_rm_vm_exit(&rm, 0, GN_RM_EXIT_CODE_SOFTWARE_ERROR);
+    ring_owner(&dt);
     idle(have_db ? &db : NULL);
 }

@@ -1,5 +1,6 @@
-"""The RM VM's side of the coordinator: RmBoot, and the platform calls VM_CREATE, VM_POWERON,
-VM_STOP and VM_DESTROY with every error they answer.
+"""The RM VM's side of the coordinator: RmBoot (with each VM's first virq free for the RM), and
+the platform calls VM_CREATE, VM_POWERON, VM_STOP and VM_DESTROY with every error they answer;
+VM_CREATE binds the owner's ends of a new VM's doorbells and queues in the owner's VIC.
 
 In-process coordinator; the test is the RM VM (it connects as "rm", like ``ExternalWorker``) and
 the worker of every other VM, speaking raw frames over the real Unix socket. The processes the
@@ -19,6 +20,7 @@ from gunyah_net.abi.errors import Error
 from gunyah_net.abi.hypercalls import BY_NAME
 from gunyah_net.abi.rm_platform import PlatformCall
 from gunyah_net.config import VmKind
+from gunyah_net.config.model import DoorbellConfig, MsgqueueConfig
 from gunyah_net.coordinator import Coordinator
 from gunyah_net.wire import resources as wire
 from gunyah_net.wire.messages import RmBoot, Stop, Virq, VmHalted
@@ -27,7 +29,7 @@ A, HOST, EARLY = "external-a", "external-h", "external-p"
 VMID_A, VMID_EARLY, HOST_VMID, CHILD = 0x80, 0x81, 0x3, 0x82
 ALL_ONES = (1 << 64) - 1
 BOOT_KEYS = {"vmid", "name", "kind", "pre_host", "vcpus", "ram_ipa", "ram_size", "addrspace",
-             "memextent", "rm_tx_cap", "rm_rx_cap", "rm_tx_virq", "rm_rx_virq"}
+             "memextent", "rm_tx_cap", "rm_rx_cap", "rm_tx_virq", "rm_rx_virq", "free_virq"}
 
 
 def x0(error: Error) -> int:
@@ -38,8 +40,9 @@ def N(name: str) -> int:
     return BY_NAME[name].number
 
 
-def coordinator(tmp_path, **options) -> Coordinator:
-    topology = fake_topology((A, ""), (HOST, ""), (EARLY, ""))
+def coordinator(tmp_path, objects=None, **options) -> Coordinator:
+    """``objects``: the topology's doorbells / msgqueues (config model values)."""
+    topology = fake_topology((A, ""), (HOST, ""), (EARLY, ""), **(objects or {}))
     a, host, early = topology.vms
     topology = replace(topology, vms=(a, replace(host, kind=VmKind.HOST),
                                       replace(early, pre_host=True)))
@@ -89,8 +92,59 @@ def test_the_rm_vm_is_welcomed_then_told_the_vms_in_boot_order(tmp_path):
         "distinct caps, all in the RM's cspace"
     assert [(vm["rm_tx_cap"], vm["rm_rx_virq"]) for vm in boot.vms] == [
         (pairs[vm["name"]].rm_tx_cap, pairs[vm["name"]].rm_rx_virq) for vm in boot.vms]
+    assert [(pairs[vm["name"]].vm_tx_virq, pairs[vm["name"]].vm_rx_virq, vm["free_virq"])
+            for vm in boot.vms] == [(960, 961, 962)] * 3, "free from above its RM queues"
     assert set(boot.caps) == {"partition", "ddr", "addrspace", "cspace"}
     assert all(cap >> 16 == 0xFF for cap in boot.caps.values())
+
+
+def test_free_virq_is_above_every_virq_a_vm_was_given_default_or_explicit(tmp_path):
+    objects = {"doorbells": (DoorbellConfig(A, HOST, 1), DoorbellConfig(HOST, A, 2, virq=1000)),
+               "msgqueues": (MsgqueueConfig(HOST, EARLY, 3, rx_virq=1019),)}
+
+    async def body():
+        async with coordinator(tmp_path, objects) as c:
+            _, boot = await rm_of(c)
+            return {vm["name"]: vm["free_virq"] for vm in boot.vms}
+
+    free = run_with_timeout(body)
+    assert free == {HOST: 964,        # doorbell 960, the queue's not-full 961, RM queues 962-3
+                    A: 1001,          # the explicit 1000; 960..999 stay unused
+                    EARLY: 1020}, "1019 is the last SPI: nothing left for the RM"
+
+
+def to_a(vmid: int) -> bytes:
+    """VM_CREATE's data for ``vmid``: a doorbell it rings and a queue it sends on, both to A,
+    whose ends in A are bound to A's virqs 962 (the doorbell) and 963 (not-empty)."""
+    return create_data(doorbells=[{"sender": vmid, "receiver": VMID_A, "virq": 962, "label": 7,
+                                   "source_can_clear": False, "edge": True}],
+                       msgqueues=[{"sender": vmid, "receiver": VMID_A, "depth": 4, "size": 64,
+                                   "tx_virq": 964, "rx_virq": 963, "label": 8}])
+
+
+def test_create_binds_the_owners_ends_in_its_vic(tmp_path):
+    """The child rings a doorbell and sends on a queue to A; A's virqs 962 and 963 fire."""
+
+    async def body():
+        async with coordinator(tmp_path) as c:
+            rm, _ = await rm_of(c)
+            await rm.hvc(PlatformCall.VM_POWERON, [VMID_A, 0, 0])
+            a = await ExternalWorker.connect(c, A)
+            reply = msgpack.unpackb((await create(rm, to_a(CHILD))).data)
+            await rm.hvc(PlatformCall.VM_POWERON, [CHILD, 0, 0])
+            child = await ExternalWorker.connect(c, "vm-82")
+            rang = await child.hvc(N("doorbell_send"), [reply["doorbells"][0]["tx_cap"], 1, 0])
+            bell = await asyncio.wait_for(a.virqs.get(), 5)
+            await child.hvc(N("msgqueue_send"), [reply["msgqueues"][0]["tx_cap"], 2, 0, 0, 0],
+                            b"hi")
+            queue = await asyncio.wait_for(a.virqs.get(), 5)
+            again = await create(rm, to_a(CHILD + 1), vmid=CHILD + 1)
+            return rang, bell, queue, again
+
+    rang, bell, queue, again = run_with_timeout(body)
+    assert rang.regs == [0, 0]
+    assert (bell, queue) == (Virq(962, True), Virq(963, True))
+    assert again.regs == [x0(Error.BUSY)], "A's 962 is bound: a second VM cannot take it"
 
 
 def test_poweron_starts_a_topology_vm_once_and_bad_calls_get_their_errors(tmp_path):
@@ -167,8 +221,11 @@ def test_create_makes_the_vm_its_rm_pair_doorbells_and_queues_with_caps_in_each_
     (CHILD, 2, create_data(doorbells=[{"sender": VMID_A, "receiver": CHILD, "virq": 960,
                                        "label": 1, "source_can_clear": False, "edge": False}]),
      Error.BUSY),                                                             # virq 960 is taken
+    (CHILD, 2, create_data(msgqueues=[{"sender": CHILD, "receiver": VMID_A, "depth": 4,
+                                       "size": 64, "tx_virq": 963, "rx_virq": 961,
+                                       "label": 1}]), Error.BUSY),  # A's RM queue has 961
 ], ids=["not-msgpack", "missing-keys", "ppi", "same-virq", "no-vcpus", "vmid-exists", "rm-vmid",
-        "foreign-doorbell", "unknown-peer", "virq-in-use"])
+        "foreign-doorbell", "unknown-peer", "virq-in-use", "owner-virq-in-use"])
 def test_a_refused_create_leaves_nothing_behind(tmp_path, vmid, vcpus, data, error):
     async def body():
         async with coordinator(tmp_path) as c:

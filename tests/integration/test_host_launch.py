@@ -7,7 +7,10 @@ INIT, RUNNING on START, EXITED on a forced stop, RESETTING then RESET on VM_RESE
 VM_STOP sends VM_EXITED with exit_type 7, the child's RM console reaches its owner as
 VM_CONSOLE_CHARS, and MEM_RECLAIM with SANITIZE gives the memory back zeroed (4.3). The child's
 DT asks for a doorbell whose peer is its owner (5.1): VM_GET_HYP_RESOURCES gives the host the
-doorbell-source cap (type 0), and ringing it interrupts the child.
+doorbell-source cap (type 0), and ringing it interrupts the child. It also asks for a doorbell it
+rings (doorbell-source): the host's entry for it (type 1) carries a virq the RM allocated in the
+host from its free range (960 up, as Gunyah's RM does for the HLOS), and the child's ring
+interrupts the host on it.
 
 The variants (tests/integration/topologies/host-launch-*.toml, bootarg ``variant=``) cover the
 failure paths: a lender touching memory it lent away faults in stage 2 and crashes; a child whose
@@ -48,12 +51,19 @@ def start_child(console, vmid: bytes = CHILD) -> None:
     console.expect(status_line(vmid, 1, "INIT"), timeout=STEP_TIMEOUT)
     console.expect("host: VM_INIT: ok\n", timeout=STEP_TIMEOUT)
     console.expect(status_line(vmid, 2, "READY"), timeout=STEP_TIMEOUT)
-    console.expect("host: VM_GET_HYP_RESOURCES: ok, 1 entries\n", timeout=STEP_TIMEOUT)
+    console.expect("host: VM_GET_HYP_RESOURCES: ok, 2 entries\n", timeout=STEP_TIMEOUT)
     entry = console.expect(re.compile(
         rb"host:   resource 0: type (\d+) \(DOORBELL_SRC\) label 1 partner 0x" + vmid
-        + rb" cap (0x[0-9a-f]+) virq \d+\n"), timeout=STEP_TIMEOUT)
+        + rb" cap (0x[0-9a-f]+) virq (\d+)\n"), timeout=STEP_TIMEOUT)
     assert int(entry.group(1)) == ResourceType.DOORBELL_SRC
+    assert int(entry.group(3)) == 0, "a doorbell the host rings interrupts nobody in the host"
     cap = entry.group(2)
+    owner_end = console.expect(re.compile(
+        rb"host:   resource 1: type (\d+) \(DOORBELL\) label 2 partner 0x" + vmid
+        + rb" cap 0x[0-9a-f]+ virq (\d+)\n"), timeout=STEP_TIMEOUT)
+    assert int(owner_end.group(1)) == ResourceType.DOORBELL
+    virq = int(owner_end.group(2))
+    assert 960 <= virq <= 1019, "the host's end has a virq from the RM's free range"
     console.expect("host: VM_CONSOLE_OPEN: ok\n", timeout=STEP_TIMEOUT)
     console.expect("host: VM_START: ok\n", timeout=STEP_TIMEOUT)
     console.expect(status_line(vmid, 3, "RUNNING"), timeout=STEP_TIMEOUT)
@@ -64,6 +74,7 @@ def start_child(console, vmid: bytes = CHILD) -> None:
     console.expect("host: child says: child: running at 0x80000000, DTB at 0x800f0000\n",
                    timeout=STEP_TIMEOUT)
     console.expect("host: child says: child: idle\n", timeout=STEP_TIMEOUT)
+    console.expect(f"host: doorbell from child (virq {virq})\n", timeout=STEP_TIMEOUT)
     console.expect(b"host: doorbell_send(cap " + cap + b", 0x1): OK, old flags 0x0\n",
                    timeout=STEP_TIMEOUT)
     console.expect("host: child says: child: doorbell rang (flags 0x1)\n", timeout=STEP_TIMEOUT)
@@ -98,6 +109,7 @@ def test_host_creates_runs_stops_reclaims_and_frees_a_child_vm(gunyah_topology):
     assert b"FAIL" not in console.output
     assert statuses(console) == [1, 2, 3, 9, 10, 11], "each change exactly once, in order"
     assert console.output.count(b"child: doorbell rang") == 1, "one send, one interrupt"
+    assert console.output.count(b"host: doorbell from child") == 1
     status = topo.status()
     assert status["host"]["state"] == "running"
     assert "vm-80" not in status, "VM_RESET destroyed the child: no row left"

@@ -1,11 +1,13 @@
 """The rm-child VM's boot inputs, and the SDK RM client that rm-child and host-launch run.
 
 - images/rm-child.dtb (nodes/rm-child/child.dts through ``dtc -p 4096``) is a VM configuration
-  the RM accepts: memory at 0x8000_0000, the platform's GICv3, one boot vCPU, an rm-rpc vdevice
-  and a doorbell the child receives from its owner (label 1, peer-default).
+  the RM accepts: memory at 0x8000_0000, the platform's GICv3, one boot vCPU, an rm-rpc vdevice,
+  a doorbell the child receives from its owner (label 1, peer-default) and one it rings to its
+  owner (doorbell-source, label 2, peer-default).
 - The RM's in-place overlay fits in the blob's free space; afterwards the configuration is
-  unchanged, the RM node sits where the child looks for it and the doorbell node carries the
-  child's cap, label 1 and the level virq the RM allocated.
+  unchanged, the RM node sits where the child looks for it, the doorbell node carries the
+  child's cap, label 1 and the level virq the RM allocated, and the doorbell-source node the
+  child's send cap and label 2 with no interrupt.
 - host-launch embeds exactly the committed rm-child.bin and rm-child.dtb, and the child's entry
   is the start of its flat image (PC = parcel base + image_offset 0).
 - The SDK's RM client, compiled for the host against a fake message-queue pair, finds the RM
@@ -79,6 +81,7 @@ IMAGES = NODES / "images"
 CHILD_DTB = IMAGES / "rm-child.dtb"
 TX_CAP, RX_CAP, TX_VIRQ, RX_VIRQ = 0x3_0000_0011, 0x3_0000_0012, 960, 961
 DOORBELL_CAP, DOORBELL_VIRQ = 0x3_0000_0013, 962
+SOURCE_CAP = 0x3_0000_0014
 CHILD_VMID, HOST_VMID = 0x80, 3
 PUSH = 1
 ERR_TIMEOUT, ERR_REPLY = -34, -36
@@ -91,20 +94,22 @@ def child_dtb() -> bytes:
     return CHILD_DTB.read_bytes()
 
 
-def overlay_for(rpc: RmRpcVdevice, bell: DoorbellVdevice) -> HypervisorOverlay:
+def overlay_for(rpc: RmRpcVdevice, bell: DoorbellVdevice,
+                source: DoorbellVdevice) -> HypervisorOverlay:
     node = RmRpcNode(TX_CAP, RX_CAP, TX_VIRQ, RX_VIRQ, generate=rpc.generate,
                      console_dev=rpc.console_dev)
     doorbell = DoorbellNode(bell.generate, DOORBELL_CAP, bell.label,
                             irq=Irq(DOORBELL_VIRQ, False))
+    ring = DoorbellNode(source.generate, SOURCE_CAP, source.label, source=True)
     return HypervisorOverlay(vmid=CHILD_VMID, owner_vmid=HOST_VMID, image_name="rm-child",
-                             rm_rpc=node, vdevices=(doorbell,),
+                             rm_rpc=node, vdevices=(doorbell, ring),
                              vcpus=(VcpuCap("/cpus/cpu@0", 0x500),))
 
 
 def overlaid_dtb() -> bytes:
     config = parse_vm_config(child_dtb())
-    rpc, bell = config.vdevices.devices
-    return apply_overlay(child_dtb(), overlay_for(rpc, bell))
+    rpc, bell, source = config.vdevices.devices
+    return apply_overlay(child_dtb(), overlay_for(rpc, bell, source))
 
 
 # --- the DTB and the images -----------------------------------------------------------------
@@ -119,11 +124,13 @@ def test_child_dtb_is_a_vm_configuration_the_rm_accepts() -> None:
                                                platform.GICR_STRIDE)
     assert [(c.path, c.boot) for c in config.vcpus.cpus] == [("/cpus/cpu@0", True)]
     assert config.vcpus.affinity == "static"
-    rpc, bell = config.vdevices.devices
+    rpc, bell, source = config.vdevices.devices
     assert isinstance(rpc, RmRpcVdevice)
     assert (rpc.message_size, rpc.queue_depth, rpc.console_dev) == (240, 8, True)
     assert bell == DoorbellVdevice("doorbell", "/hypervisor/doorbell", source=False, label=1,
                                    peer=None), "received from the owner, virq left to the RM"
+    assert source == DoorbellVdevice("doorbell-source", "/hypervisor/doorbell-source",
+                                     source=True, label=2, peer=None), "rung to the owner"
     memory = parse_dtb(child_dtb()).find("/memory@80000000").prop("reg").as_cells()
     assert memory == (0, platform.RAM_BASE, 0, 0x10_0000)
 
@@ -141,6 +148,9 @@ def test_the_rm_overlay_fits_in_place_and_keeps_the_configuration() -> None:
     assert bell.prop("compatible").as_strings()[0] == "qcom,gunyah-doorbell"
     assert bell.prop("label").as_u32() == 1
     assert bell.prop("interrupts").as_cells() == (0, DOORBELL_VIRQ - 32, 4)
+    ring = root.find(f"/hypervisor/doorbell-source@{SOURCE_CAP:x}")
+    assert ring.prop("compatible").as_strings()[0] == "qcom,gunyah-doorbell-source"
+    assert ring.prop("label").as_u32() == 2 and ring.prop("interrupts") is None
     assert root.find("/hypervisor/qcom,gunyah-vm").prop("qcom,vmid").as_u32() == CHILD_VMID
     assert root.find("/cpus/cpu@0").prop("qcom,gunyah-capability").as_u64() == 0x500
 

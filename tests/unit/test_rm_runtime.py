@@ -4,7 +4,9 @@ The fake coordinator keeps each RM queue as a list, answers msgqueue_send / msgq
 from them, records platform calls, and answers the (stand-in) planner's addrspace_map / unmap
 of the RM's window with a real MemUpdate of a RAM file. The RM must boot the static VMs in
 order, answer RM RPC without dropping or reordering when a queue is full, build a VM from the
-DT in its image parcel at VM_INIT, start it at base + offsets, and report it when it halts."""
+DT in its image parcel at VM_INIT, with virqs for the owner's receiving ends from the owner's
+free range (RmBoot ``free_virq``) that VM_RESET and a failed VM_INIT free again, start it at
+base + offsets, and report it when it halts."""
 
 import asyncio
 import socket
@@ -15,6 +17,7 @@ from types import SimpleNamespace
 import msgpack
 import pytest
 
+from gunyah_net.abi.errors import Error
 from gunyah_net.abi.rm import (
     ExitType,
     MemRights,
@@ -66,14 +69,15 @@ ADDRSPACE_MAP, ADDRSPACE_UNMAP = HvcCall.of(
     size=0).number, 0x2C
 HOST = dict(vmid=3, name="host", kind="host", pre_host=False, vcpus=1, ram_ipa=RAM,
             ram_size=16 * MIB, addrspace=0x10, memextent=0x11, rm_tx_cap=0x12, rm_rx_cap=0x13,
-            rm_tx_virq=40, rm_rx_virq=41)
+            rm_tx_virq=40, rm_rx_virq=41, free_virq=962)
 EARLY = HOST | dict(vmid=1, name="early", kind="guest", pre_host=True, rm_tx_cap=0x14,
                     rm_rx_cap=0x15, rm_tx_virq=42, rm_rx_virq=43)
 CAPS = {"partition": 1, "ddr": 2, "addrspace": 3, "cspace": 4}
 CREATED = {"addrspace": 0x100, "memextent": 0x101,
            "rm": {"vm_tx_cap": 0x50, "vm_rx_cap": 0x51, "rm_tx_cap": 0x60, "rm_rx_cap": 0x61,
                   "rm_tx_virq": 70, "rm_rx_virq": 71},
-           "doorbells": [{"tx_cap": 0x200, "rx_cap": 0x201}], "msgqueues": []}
+           "doorbells": [{"tx_cap": 0x200, "rx_cap": 0x201}, {"tx_cap": 0x202, "rx_cap": 0x203}],
+           "msgqueues": []}
 
 
 class WindowPlanner:
@@ -114,6 +118,8 @@ class FakeCoordinator:
         self.calls: list[tuple[int, list[int], bytes]] = []
         self.console = b""
         self.windows: list[dict] = []
+        self.create_error = 0
+        """X0 of the next VM_CREATE (0: it succeeds)."""
         self._mem_seq = 0
         self._mem_done: dict[int, asyncio.Future] = {}
 
@@ -154,6 +160,9 @@ class FakeCoordinator:
             await self._window(call)
             return [0], b""
         self.calls.append((call.number, call.args, call.data))
+        if call.number == PlatformCall.VM_CREATE and self.create_error:
+            error, self.create_error = self.create_error, 0
+            return [error], b""
         if call.number == PlatformCall.VM_CREATE:
             return [0], msgpack.packb(CREATED)
         return [0], b""
@@ -272,18 +281,21 @@ def child_dtb():
         "generate", "/hypervisor/gunyah-resource-mgr")
     vdev.add_node("bell").add_string("vdevice-type", "doorbell").add_empty(
         "peer-default").add_u32("label", 4)
+    vdev.add_node("ring").add_string("vdevice-type", "doorbell-source").add_empty(
+        "peer-default").add_u32("label", 6)
     return vm_dtb(root)
 
 
-async def configured_child(fake):
-    """The host allocates a VM, lends it 1 MiB holding its DTB and configures the image."""
+async def configured_child(fake, parcel=RAM):
+    """The host allocates a VM, lends it the 1 MiB at ``parcel`` holding its DTB (the stand-in
+    planner shows the RM the RAM file whatever the parcel) and configures the image."""
     dtb = child_dtb()
     with open(fake.ram_path, "r+b") as ram:
         ram.seek(DTB_OFFSET)
         ram.write(dtb)
     vmid = struct.unpack("<I", (await call(fake, HOST, RmCall.VM_ALLOC_VMID,
                                            VmAllocVmid(0).pack())).payload)[0]
-    lend = MemLend(0, 0, 0, (AclEntry(vmid, MemRights.RWX),), (SglEntry(RAM, MIB),))
+    lend = MemLend(0, 0, 0, (AclEntry(vmid, MemRights.RWX),), (SglEntry(parcel, MIB),))
     handle = struct.unpack("<I", (await call(fake, HOST, RmCall.MEM_LEND, lend.pack())).payload)[0]
     config = VmConfigImage(vmid, VmAuth.NONE, handle, 0, DTB_OFFSET, DTB_OFFSET, len(dtb))
     assert (await call(fake, HOST, RmCall.VM_CONFIG_IMAGE, config.pack())).error == RmError.OK
@@ -298,7 +310,10 @@ async def test_vm_init_builds_the_vm_from_its_dt_and_start_boots_it(rm):
     request = msgpack.unpackb(data)
     assert args == [vmid, 1] and request["rm_virqs"] == [960, 961]
     assert request["doorbells"] == [{"sender": 3, "receiver": vmid, "virq": 962, "label": 4,
-                                     "source_can_clear": False, "edge": False}]
+                                     "source_can_clear": False, "edge": False},
+                                    {"sender": vmid, "receiver": 3, "virq": 962, "label": 6,
+                                     "source_can_clear": False, "edge": True}], \
+        "the child's own 962, and the host's 962: the first of its free_virq range"
     patched = parse_dtb(fake.ram_path.read_bytes()[DTB_OFFSET:DTB_OFFSET + dtb_size])
     rpc = patched.find("/hypervisor/gunyah-resource-mgr@51")
     assert struct.unpack(">QQ", rpc.prop("reg").value) == (0x50, 0x51)
@@ -310,7 +325,8 @@ async def test_vm_init_builds_the_vm_from_its_dt_and_start_boots_it(rm):
 
     reply = await call(fake, HOST, RmCall.VM_GET_HYP_RESOURCES, VmGetHypResources(vmid).pack())
     assert VmGetHypResourcesReply.unpack(reply.payload).resources == (
-        HypResource(ResourceType.DOORBELL_SRC, vmid, 1, 4, 0x200),)
+        HypResource(ResourceType.DOORBELL_SRC, vmid, 1, 4, 0x200),
+        HypResource(ResourceType.DOORBELL, vmid, 2, 6, 0x203, virq=962))
 
     assert (await call(fake, HOST, RmCall.VM_START, VmStart(vmid).pack())).error == RmError.OK
     assert fake.platform_calls(PlatformCall.VM_POWERON)[-1] == [vmid, RAM, RAM + DTB_OFFSET]
@@ -350,3 +366,41 @@ async def test_a_dt_the_rm_cannot_use_fails_vm_init_and_the_rm_carries_on(rm):
     assert runtime.service.vms.get(vmid).vm_state is VmState.INIT_FAILED
     assert fake.platform_calls(PlatformCall.VM_CREATE) == []
     assert (await call(fake, HOST, RmCall.VM_GET_VMID)).error == RmError.OK
+
+
+def owner_virq_of_last_create(fake):
+    """The host's virq in the last VM_CREATE: that of the child's doorbell-source (label 6)."""
+    data = [d for n, _, d in fake.calls if n == PlatformCall.VM_CREATE][-1]
+    (ring,) = [d for d in msgpack.unpackb(data)["doorbells"] if d["label"] == 6]
+    return ring["virq"]
+
+
+async def test_owner_virqs_are_the_owners_own_and_vm_reset_frees_them(rm):
+    fake = rm.fake
+    first, _ = await configured_child(fake)
+    await call(fake, HOST, RmCall.VM_INIT, VmInit(first).pack())
+    second, _ = await configured_child(fake, RAM + MIB)
+    await call(fake, HOST, RmCall.VM_INIT, VmInit(second).pack())
+    assert owner_virq_of_last_create(fake) == 963, "962 is the first child's until its reset"
+    assert (await call(fake, HOST, RmCall.VM_RESET, VmReset(first).pack())).error == RmError.OK
+    await until(lambda: fake.platform_calls(PlatformCall.VM_DESTROY), "VM_DESTROY")
+    third, _ = await configured_child(fake, RAM + 2 * MIB)
+    assert (await call(fake, HOST, RmCall.VM_INIT, VmInit(third).pack())).error == RmError.OK
+    assert owner_virq_of_last_create(fake) == 962, "VM_RESET gave the host its virq back"
+
+
+async def test_a_refused_vm_create_fails_vm_init_and_frees_the_owner_virqs(rm):
+    fake, runtime = rm.fake, rm.runtime
+    fake.create_error = int(Error.BUSY)                     # as EL2 says of a virq in use
+    first, _ = await configured_child(fake)
+    reply = await call(fake, HOST, RmCall.VM_INIT, VmInit(first).pack())
+    assert reply.error == RmError.NORESOURCE
+    assert runtime.service.vms.get(first).vm_state is VmState.INIT_FAILED
+    assert owner_virq_of_last_create(fake) == 962
+    second, _ = await configured_child(fake, RAM + MIB)
+    assert (await call(fake, HOST, RmCall.VM_INIT, VmInit(second).pack())).error == RmError.OK
+    assert owner_virq_of_last_create(fake) == 962, "the failed VM_INIT took nothing"
+    resources = await call(fake, HOST, RmCall.VM_GET_HYP_RESOURCES,
+                           VmGetHypResources(second).pack())
+    assert [r.virq for r in VmGetHypResourcesReply.unpack(resources.payload).resources] == [
+        0, 962]

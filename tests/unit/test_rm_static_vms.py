@@ -31,7 +31,7 @@ CAPS = {"partition": 1, "ddr": 2, "addrspace": 3, "cspace": 4}
 def entry(**changes):
     vm = dict(vmid=3, name="host", kind="host", pre_host=False, vcpus=1, ram_ipa=RAM,
               ram_size=16 * MIB, addrspace=0x10, memextent=0x11, rm_tx_cap=0x12,
-              rm_rx_cap=0x13, rm_tx_virq=32, rm_rx_virq=33)
+              rm_rx_cap=0x13, rm_tx_virq=32, rm_rx_virq=33, free_virq=962)
     return vm | changes
 
 
@@ -44,7 +44,7 @@ def test_rmboot_decodes_in_boot_order():
     plan = parse_boot([guest, entry()], CAPS)
     assert [vm.name for vm in plan.vms] == ["early", "host"]
     assert plan.vms[1] == StaticVm(3, "host", "host", False, 1, RAM, 16 * MIB, 0x10, 0x11,
-                                   0x12, 0x13, 32, 33)
+                                   0x12, 0x13, 32, 33, 962)
     assert plan.caps == CAPS
 
 
@@ -64,10 +64,17 @@ def test_rmboot_decodes_in_boot_order():
     ([entry(), entry(vmid=1, name="g", kind="guest")], CAPS, "share an RM virq"),
     ([entry()], {"partition": 1, "ddr": 2, "addrspace": 3}, "missing \\['cspace'\\]"),
     ([entry()], CAPS | {"ddr": -1}, "is not a cap"),
+    ([entry(free_virq=959)], CAPS, "free_virq: 959 is outside 960..1020"),
+    ([entry(free_virq=1021)], CAPS, "free_virq: 1021 is outside 960..1020"),
 ])
 def test_a_bad_rmboot_is_refused_with_the_entry_and_key(vms, caps, message):
     with pytest.raises(BootError, match=message):
         parse_boot(vms, caps)
+
+
+def test_a_vm_with_no_virq_left_for_the_rm_boots():
+    (vm,) = parse_boot([entry(free_virq=1020)], CAPS).vms
+    assert vm.free_virq == 1020
 
 
 # --- add_static_vm --------------------------------------------------------------------------------

@@ -1,5 +1,6 @@
 """VM_INIT's plan: what a VM's DT asks for becomes one VM_CREATE request, a /hypervisor overlay
-the guest can find its caps in, and the owner's VM_GET_HYP_RESOURCES entries."""
+the guest can find its caps in, and the owner's VM_GET_HYP_RESOURCES entries, whose receiving
+ends carry virqs from the owner's free range."""
 
 import struct
 
@@ -11,6 +12,7 @@ from gunyah_net.dt.vmtree import VmDtSpec, vm_dtb, vm_tree
 from rm.dt_overlay import apply_overlay
 from rm.dt_props import Irq
 from rm.vm_config import parse_vm_config
+from rm.virq_pool import NO_FREE_VIRQ, VirqPool
 from rm.vm_create import VmCreateError, overlay, owner_resources, parse_created, plan_vm
 from rm.vm_payloads import HypResource
 
@@ -44,8 +46,9 @@ def _default_vdevices(vdev):
     vdev.add_node("virtio").add_string("vdevice-type", "virtio-mmio")
 
 
-def plan_of(root=None):
-    return plan_vm(parse_vm_config(vm_dtb(root or child_tree())), CHILD, HOST, PEERS)
+def plan_of(root=None, owner_virqs=None):
+    return plan_vm(parse_vm_config(vm_dtb(root or child_tree())), CHILD, HOST, PEERS,
+                   owner_virqs)
 
 
 REPLY = {"addrspace": 0x100, "memextent": 0x101,
@@ -172,3 +175,53 @@ def test_running_out_of_virqs_is_noresource():
 def test_a_malformed_vm_create_reply_is_refused(reply, message):
     with pytest.raises(VmCreateError, match=message):
         parse_created(plan_of(), reply)
+
+
+# --- the owner's virqs ----------------------------------------------------------------------------
+
+
+def test_the_owners_receiving_ends_get_its_free_virqs_in_vdevice_order():
+    pool = VirqPool(970, taken={971})
+    plan = plan_of(owner_virqs=pool)
+    request = plan.request()
+    assert [(d["receiver"], d["virq"], d["edge"]) for d in request["doorbells"]] == [
+        (CHILD, 960, False), (HOST, 970, True)], "the child's bell as its DT says; the ring: 970"
+    assert [(q["sender"], q["tx_virq"], q["rx_virq"]) for q in request["msgqueues"]] == [
+        (CHILD, 963, 972),           # mq: the child's not-full, the host's not-empty
+        (CHILD, 964, 973),           # pair, child to host
+        (HOST, 974, 965)]            # pair, host to child: the host's not-full
+    assert plan.owner_virqs() == (970, 972, 973, 974)
+    assert plan.vm_virqs() == (961, 962, 960, 963, 964, 965)
+    assert pool.taken == {971}, "planning takes nothing: the caller claims owner_virqs()"
+
+
+def test_the_owners_entries_carry_its_virqs_and_a_doorbell_it_rings_none():
+    plan = plan_of(owner_virqs=VirqPool(970))
+    assert owner_resources(plan, parse_created(plan, REPLY)) == (
+        HypResource(ResourceType.DOORBELL_SRC, CHILD, 1, 0x21, 0x200, virq=0),
+        HypResource(ResourceType.DOORBELL, CHILD, 2, 5, 0x203, virq=970),
+        HypResource(ResourceType.MSGQ_RECV, CHILD, 3, 7, 0x301, virq=971),
+        HypResource(ResourceType.MSGQ_RECV, CHILD, 4, 9, 0x303, virq=972),
+        HypResource(ResourceType.MSGQ_SEND, CHILD, 5, 9, 0x304, virq=973))
+
+
+def test_the_owners_virqs_stay_out_of_the_childs_dt():
+    plan = plan_of(owner_virqs=VirqPool(970))
+    root = parse_dtb(apply_overlay(vm_dtb(child_tree()), overlay(plan, parse_created(plan, REPLY))))
+    assert root.find("/hypervisor/ring@202").prop("interrupts") is None
+    assert root.find("/hypervisor/mq@300").prop("interrupts").as_cells() == (0, 963 - 32, 1)
+    pair = root.find("/hypervisor/pair@305").prop("interrupts").as_cells()
+    assert pair == (0, 964 - 32, 1, 0, 965 - 32, 1)
+
+
+def test_an_owner_with_no_free_virq_left_fails_vm_init_with_noresource():
+    with pytest.raises(VmCreateError, match="owner \\(VM 0x3\\) has no free virq") as failed:
+        plan_of(owner_virqs=VirqPool(NO_FREE_VIRQ))
+    assert failed.value.error is RmError.NORESOURCE
+
+
+def test_an_owner_that_only_rings_needs_no_virq():
+    def bell_only(vdev):
+        vdev.add_node("bell").add_string("vdevice-type", "doorbell").add_empty("peer-default")
+    plan = plan_of(child_tree(bell_only), owner_virqs=VirqPool(NO_FREE_VIRQ))
+    assert plan.owner_virqs() == ()
