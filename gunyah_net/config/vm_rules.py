@@ -6,6 +6,8 @@ At most one VM has kind "host" (it gets vmid 3, not a dynamic VMID); ``pre_host`
 
 from __future__ import annotations
 
+import re
+
 from gunyah_net.abi.rm import VMID_DYNAMIC_BASE, VMID_DYNAMIC_END
 from gunyah_net.config.image import image_problem
 from gunyah_net.config.issues import KeyPath, quote, show_value
@@ -43,6 +45,8 @@ def check_vms(log: IssueLog, topology: Topology) -> VmNames:
 MAX_GUEST_VMS = VMID_DYNAMIC_END - VMID_DYNAMIC_BASE + 1
 RM_VM_NAME = "rm"
 """The name of the built-in Resource Manager VM; no topology VM may take it."""
+RUN_TIME_NAME = re.compile(r"vm-[0-9a-f]+")
+"""Names of VMs the RM creates at run time (``vm-<vmid in hex>``); no topology VM may take one."""
 
 
 def _index_names(log: IssueLog, vms: tuple[VmConfig, ...]) -> VmNames:
@@ -64,6 +68,9 @@ def _check_vm(log: IssueLog, path: KeyPath, vm: VmConfig) -> None:
     if check_name(log, path + ("name",), vm.name, "VM") and vm.name == RM_VM_NAME:
         log.add(path + ("name",), f'the name "{RM_VM_NAME}" is reserved for the built-in '
                 "Resource Manager VM (vmid 0xFF); choose another name")
+    elif RUN_TIME_NAME.fullmatch(vm.name):
+        log.add(path + ("name",), f"names of the form vm-<hex> ({show_value(vm.name)}) are "
+                "reserved for VMs created at run time; choose another name")
     check_range(log, path + ("vcpus",), vm.vcpus, 1, MAX_VCPUS, f"a VM has 1 to {MAX_VCPUS} vCPUs")
     _check_memory(log, path + ("memory",), vm.memory)
     _check_image(log, path + ("image",), vm)

@@ -70,6 +70,9 @@ class VmHost(Protocol):
     def launch(self, name: str, vmid: int, boot: VmBoot | None) -> None:
         """Starts VM ``name``'s worker; ``boot`` None: a topology VM (its boot is known)."""
 
+    def has_vm(self, name: str) -> bool:
+        """True if the VM table has a row named ``name``."""
+
     def halt(self, name: str) -> None:
         """Stops VM ``name``'s worker (Stop, SIGKILL after the grace period); no VmHalted."""
 
@@ -226,8 +229,10 @@ class Platform:
         created = self._created(vmid)
         if created.powered:
             raise PlatformError(Error.BUSY, f"vm {vmid:#x} was powered on already")
-        created.powered = True
         name = dynamic_vm_name(vmid)
+        if self._host.has_vm(name):
+            raise PlatformError(Error.BUSY, f"vm {vmid:#x}: a VM named {name!r} exists already")
+        created.powered = True
         boot = VmBoot(name, None, created.vcpus, 0, "", None, resources=self.resources(vmid),
                       entry=entry, context=context)  # Its regions: at its Welcome.
         self._host.launch(name, vmid, boot)

@@ -299,6 +299,10 @@ BAD = [
     Bad("vm named rm", NEW_VM.replace('"delta"', '"rm"  # <-') + 'image = "guest.elf"\n', "vm[3].name",
         'the name "rm" is reserved for the built-in Resource Manager VM (vmid 0xFF); '
         "choose another name"),
+    Bad("vm named like a run-time VM", NEW_VM.replace('"delta"', '"vm-81"  # <-')
+        + 'image = "guest.elf"\n', "vm[3].name",
+        'names of the form vm-<hex> ("vm-81") are reserved for VMs created at run time; '
+        "choose another name"),
     Bad("second host", HEAD.replace('name = "beta"', 'name = "beta"\nkind = "host"')
         + 'kind = "host"  # <-\n', "vm[2].kind",
         "a topology has at most one host VM; vm[1] is the host already"),
