@@ -113,13 +113,16 @@ class Coordinator:
         self._changed = asyncio.Event()
         self._shutdown = asyncio.Event()
         self._shutdown_reason = ""
+        self.failed = False
+        """True when the topology went down because it could not go on (the RM VM crashed)."""
         self._stopped = False
         self.workers = Workers(
             self.table, self.tdir, self.token,
             worker_command=worker_command or default_worker_command(),
             rm_command=rm_command or default_rm_command(), connect_timeout=connect_timeout,
             stop_grace=stop_grace, notify=self._notify, session_of=self._session_named,
-            on_halted=self._vm_halted, spawn_task=self._spawn_task)
+            on_halted=self._vm_halted, spawn_task=self._spawn_task,
+            shm_dir=shm.shm_dir_for(self.instance))
         """The worker processes: spawned on VM_POWERON, reaped, halted, failed."""
         self.links = self._link_server(heartbeat_interval, hello_timeout)
         """The worker links: one session per connected VM; the RM VM's link gets RmBoot."""
@@ -185,10 +188,12 @@ class Coordinator:
                 shm.remove_shm_dir(self.shm_dir)
             self._lock.release()
 
-    def request_shutdown(self, reason: str) -> None:
-        """Asks whoever awaits ``wait_shutdown`` to stop the topology."""
+    def request_shutdown(self, reason: str, *, failed: bool = False) -> None:
+        """Asks whoever awaits ``wait_shutdown`` to stop the topology; ``failed`` marks a
+        shutdown the topology could not avoid (the RM VM crashed), see ``failed``."""
         if not self._shutdown.is_set():
             self._shutdown_reason = reason
+            self.failed = failed
             self._shutdown.set()
 
     @property
@@ -283,6 +288,10 @@ class Coordinator:
             self.hub.add_vm(name)
         self.workers.launch(name)
 
+    def has_vm(self, name: str) -> bool:
+        """True if the VM table has a row named ``name``."""
+        return name in self.table
+
     def halt(self, name: str) -> None:
         """Stops VM ``name``'s worker without a VmHalted (VM_STOP): Stop, SIGKILL after grace."""
         self.workers.halt(name)
@@ -327,7 +336,7 @@ class Coordinator:
         topology down."""
         if record.name == RM_NAME:
             log.error("the RM VM ended (%s); the topology cannot run without it", record.reason)
-            self.request_shutdown(f"the RM VM crashed: {record.reason}")
+            self.request_shutdown(f"the RM VM crashed: {record.reason}", failed=True)
         else:
             self.links.send_vm_halted(record)
 

@@ -41,7 +41,11 @@ class Link:
         return cls(reader, writer)
 
     async def receive(self) -> Message:
-        """Returns the next message; raises LinkClosed on EOF or on a malformed frame."""
+        """Returns the next message; raises LinkClosed on EOF, on a malformed frame, and once the
+        link was closed (frames already read but not yet returned are dropped with it)."""
+        if self.closed_reason is not None:
+            self._inbox.clear()
+            raise LinkClosed(self.closed_reason)
         while not self._inbox:
             data = await self._read_chunk()
             try:
