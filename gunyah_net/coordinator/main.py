@@ -58,7 +58,8 @@ class Progress:
                 f"stop with Ctrl-C or: gunyah-net down --topology {c.topology.name}")
 
 
-async def _run(topology: "Topology", lock: RunLock, base: Path, out: Print) -> None:
+async def _run(topology: "Topology", lock: RunLock, base: Path, out: Print) -> bool:
+    """Runs the topology until shutdown; returns True if it went down because it failed."""
     coordinator = Coordinator(topology, base=base, lock=lock)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -74,19 +75,21 @@ async def _run(topology: "Topology", lock: RunLock, base: Path, out: Print) -> N
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
     out(f"topology {topology.name!r} stopped")
+    return coordinator.failed
 
 
 def serve(topology: "Topology", lock: RunLock, base: Path, out: Print = print,
           log_level: int = logging.WARNING) -> int:
-    """Runs ``topology``'s coordinator in this process until shutdown; returns the exit status.
+    """Runs ``topology``'s coordinator in this process until shutdown; returns the exit status:
+    0 after `down` or a signal, 1 if it could not start or went down because it failed.
 
     ``lock`` must already be held (see RunLock); it is released when the coordinator stops.
     """
     logging.basicConfig(level=log_level, stream=sys.stderr,
                         format="%(asctime)s %(name)s %(levelname)s: %(message)s")
     try:
-        uvloop.run(_run(topology, lock, base, out))
+        failed = uvloop.run(_run(topology, lock, base, out))
     except (StartupError, RunDirError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    return 0
+    return 1 if failed else 0

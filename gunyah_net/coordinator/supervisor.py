@@ -13,10 +13,14 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 TOKEN_ENV = "GUNYAH_NET_TOKEN"
+SHM_DIR_ENV = "GUNYAH_NET_SHM_DIR"
+"""Tells the RM VM the topology's shared-memory directory (see ``rm/__main__.py``)."""
+COORDINATOR_PID_ENV = "GUNYAH_NET_COORDINATOR_PID"
+"""Tells the RM VM which parent to expect: if it has another, the coordinator died already."""
 WORKER_COMMAND_ENV = "GUNYAH_NET_WORKER"
 """If set, replaces the worker command prefix (split on whitespace); for tests and profiling."""
 RM_COMMAND_ENV = "GUNYAH_NET_RM"
@@ -70,13 +74,15 @@ class WorkerProcess:
 
 
 async def spawn_worker(command: Sequence[str], vm: str, socket: Path, log: Path,
-                       token: str, *, log_arg: bool = True) -> WorkerProcess:
+                       token: str, *, log_arg: bool = True,
+                       environment: Mapping[str, str] | None = None) -> WorkerProcess:
     """Starts VM ``vm``'s worker connecting to ``socket``; raises OSError if it cannot start.
-    ``log_arg`` False leaves ``--log`` out of its arguments (the RM VM takes none)."""
+    ``log_arg`` False leaves ``--log`` out of its arguments (the RM VM takes none);
+    ``environment`` adds variables to the inherited environment."""
     argv = [*command, "--socket", str(socket), "--vm", vm]
     if log_arg:
         argv += ["--log", str(log)]
-    env = dict(os.environ)
+    env = {**os.environ, **(environment or {})}
     env[TOKEN_ENV] = token
     fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
     with open(fd, "ab") as out:

@@ -16,12 +16,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 from collections.abc import Callable, Coroutine, Sequence
+from pathlib import Path
 from typing import Any
 
 from .rundir import TopologyDir
 from .session import WorkerSession
-from .supervisor import WorkerProcess, spawn_worker
+from .supervisor import COORDINATOR_PID_ENV, SHM_DIR_ENV, WorkerProcess, spawn_worker
 from .vmtable import RM_NAME, VmRecord, VmTable
 
 log = logging.getLogger(__name__)
@@ -43,10 +45,12 @@ class Workers:
                  notify: Callable[[VmRecord | None], None],
                  session_of: Callable[[str], WorkerSession | None],
                  on_halted: Callable[[VmRecord], None],
-                 spawn_task: Callable[[Coroutine[Any, Any, None], str], None]) -> None:
+                 spawn_task: Callable[[Coroutine[Any, Any, None], str], None],
+                 shm_dir: Path | None = None) -> None:
         """``notify(record)`` publishes a VM state change; ``session_of(name)`` returns VM
         ``name``'s connected worker link; ``spawn_task(coro, name)`` runs a task that the
-        coordinator cancels when it stops."""
+        coordinator cancels when it stops. The RM VM is told ``shm_dir`` (``SHM_DIR_ENV``): if
+        the coordinator dies it removes the files of VMs that never got to map theirs."""
         self._table = table
         self._tdir = tdir
         self._token = token
@@ -58,6 +62,9 @@ class Workers:
         self._session_of = session_of
         self._on_halted = on_halted
         self._spawn_task = spawn_task
+        self._rm_environment = {COORDINATOR_PID_ENV: str(os.getpid())}
+        if shm_dir is not None:
+            self._rm_environment[SHM_DIR_ENV] = str(shm_dir)
         self._workers: dict[str, WorkerProcess] = {}
         self._halting: set[str] = set()
         """VMs whose worker was asked to end (VM_STOP, VM_DESTROY): no VmHalted for them."""
@@ -82,7 +89,8 @@ class Workers:
         command = self._rm_command if rm else self._worker_command
         try:
             worker = await spawn_worker(command, name, self._tdir.socket, self._tdir.vm_log(name),
-                                        self._token, log_arg=not rm)
+                                        self._token, log_arg=not rm,
+                                        environment=self._rm_environment if rm else None)
         except OSError as exc:
             what = "the RM VM" if rm else f"the worker of VM {name!r}"
             raise StartupError(f"cannot start {what} ({' '.join(command)}): {exc}") from exc

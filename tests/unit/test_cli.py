@@ -181,6 +181,28 @@ def test_foreground_up_runs_until_sigint_and_exits_0(tmp_path, env):
     assert not (tmp_path / "run" / "fg").exists()
 
 
+def test_foreground_up_exits_1_with_the_reason_when_the_rm_vm_crashes(tmp_path, env):
+    file = topology(tmp_path, "rmcrash", ("a", ""))
+    proc = subprocess.Popen([sys.executable, "-m", "gunyah_net.cli", "up", str(file)], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True)
+    try:
+        deadline = time.monotonic() + 30
+        while (status := gn(env, "status", "--json")).returncode != 0 or \
+                any(vm["state"] != "running" for vm in json.loads(status.stdout)):
+            assert proc.poll() is None and time.monotonic() < deadline
+            time.sleep(0.1)
+        rm, vm = json.loads(status.stdout)
+        os.kill(rm["pid"], signal.SIGKILL)
+        out, _ = proc.communicate(timeout=20)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 1, out
+    assert "shutting down (the RM VM crashed: worker killed by signal 9)" in out
+    assert not alive(vm["pid"])
+
+
 def _read_pty_until(master: int, needle: bytes, timeout: float = 10) -> bytes:
     data = b""
     deadline = time.monotonic() + timeout
