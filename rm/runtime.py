@@ -7,7 +7,10 @@ whose power-on fails is marked exited (SOFTWARE_ERROR) and the others still boot
 
 Then one loop does everything that touches the service, one item at a time, so the service sees
 a single ordered stream: a VM's RM rx virq queues that VM for one msgqueue_receive (it is queued
-again while EL2 says more is waiting, round-robin with the other VMs); a ``VmHalted`` frame
+again while EL2 says more is waiting, round-robin with the other VMs); a VM with
+``OUTBOX_BOUND`` or more fragments still to be sent to it is not received from (its own queue
+fills and its msgqueue_send gets ERROR_MSGQUEUE_FULL) until ``VmQueues`` reports that its outbox
+drained below the bound, which queues it again with no new virq; a ``VmHalted`` frame
 becomes ``RmService.vm_halted``. Each ``Output`` is carried out in the order the service
 defines: EL2 work first (memory operations through ``MemoryPlanner`` plans, VM operations
 through ``rm.vm_builder``), then the messages (each destination's outbox keeps them in order),

@@ -12,6 +12,15 @@ not-empty virq says "the VM sent something", and a send cap (RM to VM) whose not
   again: nothing is dropped or reordered, and a VM that stops reading holds up only its own
   outbox. Any other EL2 error means the queue is gone (the VM was destroyed): that fragment is
   dropped and logged.
+
+Backpressure: while a VM's outbox holds ``OUTBOX_BOUND`` fragments or more, ``receive(vmid)``
+makes no hypercall and returns nothing, so the VM's own VM-to-RM queue fills and its
+msgqueue_send gets ERROR_MSGQUEUE_FULL (and the not-full virq once the RM receives again). When
+the outbox drains below the bound, ``on_readable(vmid)`` is called: the not-empty virq is a
+threshold event that will not fire again for messages already queued, so the caller has to be
+told to receive. Nothing is lost or reordered, other VMs are served meanwhile, and what the RM
+buffers for a VM is bounded by the bound plus one request's output and the notifications other
+VMs cause, however fast that VM sends.
 """
 
 from __future__ import annotations
@@ -24,7 +33,7 @@ from dataclasses import dataclass
 
 from gunyah_net.abi.errors import Error
 from gunyah_net.abi.hypercalls import BY_NAME
-from gunyah_net.abi.rm import RPC_MESSAGE_SIZE
+from gunyah_net.abi.rm import RPC_MAX_ADDITIONAL_FRAGMENTS, RPC_MESSAGE_SIZE
 
 from .el2_link import El2LinkClosed, HvcResult
 from .rpc import Header, parse_header
@@ -34,6 +43,12 @@ log = logging.getLogger(__name__)
 MSGQUEUE_SEND = BY_NAME["msgqueue_send"].number
 MSGQUEUE_RECEIVE = BY_NAME["msgqueue_receive"].number
 SEND_FLAG_PUSH = 0x1
+OUTBOX_BOUND = RPC_MAX_ADDITIONAL_FRAGMENTS + 1
+"""Fragments waiting for a VM at which the RM stops receiving from it: one maximal RM message
+(1 + 62 fragments). The RM holds a whole message it produced anyway (a reply is made at once,
+then sent fragment by fragment), so it takes a new request only while less than one maximal
+message waits: what waits because of the VM's own requests stays under two maximal messages
+(62 + one reply of at most 63). A VM that reads its replies as they come never reaches it."""
 
 Caller = Callable[[int, Sequence[int], bytes], Awaitable[HvcResult]]
 """``El2Link.call``: (number, args, data) -> the hypercall's result."""
@@ -57,14 +72,25 @@ class RmQueue:
 class _Outbox:
     """One VM's fragments waiting to be sent, in order; one task at a time sends them."""
 
-    def __init__(self, queue: RmQueue, call: Caller) -> None:
+    def __init__(self, queue: RmQueue, call: Caller, on_room: Callable[[], None]) -> None:
         self.queue = queue
         self._call = call
+        self._on_room = on_room
         self.fragments: deque[tuple[bytes, int]] = deque()
         self.not_full = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._left = 0
         """Fragments of the message being queued that are still to come."""
+        self._holding = False
+        """A receive was held back; ``on_room`` is due once fewer than the bound wait."""
+
+    def hold(self) -> bool:
+        """True if ``OUTBOX_BOUND`` fragments or more wait: the RM must not receive from the VM
+        now, and ``on_room`` is called once the outbox drains below the bound."""
+        if len(self.fragments) < OUTBOX_BOUND:
+            return False
+        self._holding = True
+        return True
 
     def put(self, fragment: bytes) -> None:
         header = parse_header(fragment)
@@ -93,17 +119,24 @@ class _Outbox:
                 return
             match result.error:
                 case Error.OK:
-                    self.fragments.popleft()
+                    self._pop()
                 case Error.MSGQUEUE_FULL:
                     await self.not_full.wait()
                 case error:
-                    self.fragments.popleft()
+                    self._pop()
                     log.error("msgqueue_send to VM %#x (cap %#x) failed with %s; fragment "
                               "dropped", self.queue.vmid, cap, _name(error))
 
+    def _pop(self) -> None:
+        self.fragments.popleft()
+        if self._holding and len(self.fragments) < OUTBOX_BOUND:
+            self._holding = False
+            self._on_room()
+
 
 class VmQueues:
-    """Every VM's RM queue pair by vmid; virqs route to ``on_readable`` or the outboxes."""
+    """Every VM's RM queue pair by vmid; virqs route to ``on_readable`` or the outboxes, and an
+    outbox that drains below ``OUTBOX_BOUND`` after a held receive calls ``on_readable`` too."""
 
     def __init__(self, call: Caller, on_readable: Callable[[int], None]) -> None:
         self._call = call
@@ -120,7 +153,8 @@ class VmQueues:
             if virq in self._virqs:
                 raise ValueError(f"RM virq {virq} of VM {queue.vmid:#x} is VM "
                                  f"{self._virqs[virq][0]:#x}'s")
-        self._outboxes[queue.vmid] = _Outbox(queue, self._call)
+        self._outboxes[queue.vmid] = _Outbox(queue, self._call,
+                                             lambda: self._on_readable(queue.vmid))
         self._virqs[queue.rx_virq] = (queue.vmid, True)
         self._virqs[queue.tx_virq] = (queue.vmid, False)
 
@@ -162,9 +196,11 @@ class VmQueues:
 
     async def receive(self, vmid: int) -> tuple[bytes | None, bool]:
         """Receives one message from ``vmid``: (the message or None if there was none or EL2
-        refused, whether more are queued)."""
+        refused, whether more are queued). Held back, (None, False) without a hypercall, while
+        ``OUTBOX_BOUND`` or more fragments to ``vmid`` wait; ``on_readable(vmid)`` follows once
+        they drain below it."""
         outbox = self._outboxes.get(vmid)
-        if outbox is None:
+        if outbox is None or outbox.hold():
             return None, False
         cap = outbox.queue.rx_cap
         result = await self._call(MSGQUEUE_RECEIVE, (cap, 0, RPC_MESSAGE_SIZE, 0), b"")

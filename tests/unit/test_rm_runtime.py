@@ -3,7 +3,9 @@
 The fake coordinator keeps each RM queue as a list, answers msgqueue_send / msgqueue_receive
 from them, records platform calls, and answers the (stand-in) planner's addrspace_map / unmap
 of the RM's window with a real MemUpdate of a RAM file. The RM must boot the static VMs in
-order, answer RM RPC without dropping or reordering when a queue is full, build a VM from the
+order, answer RM RPC without dropping or reordering when a queue is full, stop receiving from a
+VM while a maximal message's worth of replies to it waits (and resume, with no new virq, once
+they drain), build a VM from the
 DT in its image parcel at VM_INIT, with virqs for the owner's receiving ends from the owner's
 free range (RmBoot ``free_virq``) that VM_RESET and a failed VM_INIT free again, start it at
 base + offsets, and report it when it halts."""
@@ -61,7 +63,7 @@ from rm.vm_payloads import (
     VmStart,
     VmStatusNotify,
 )
-from rm.vm_queues import MSGQUEUE_RECEIVE, MSGQUEUE_SEND
+from rm.vm_queues import MSGQUEUE_RECEIVE, MSGQUEUE_SEND, OUTBOX_BOUND
 
 RAM, MIB, DTB_OFFSET = 0x8000_0000, 0x10_0000, 0x1_0000
 ADDRSPACE_MAP, ADDRSPACE_UNMAP = HvcCall.of(
@@ -267,6 +269,27 @@ async def test_a_full_queue_holds_replies_in_order_until_its_not_full_virq(rm):
     fake.link.send(Virq(HOST["rm_tx_virq"], True))
     await until(lambda: len(replies(fake, HOST)) == 3, "the held replies")
     assert [r.seq for r in replies(fake, HOST)] == [1, 2, 3]
+
+
+async def test_a_vm_whose_replies_back_up_is_not_received_from_until_they_drain(rm):
+    fake, queues = rm.fake, rm.runtime.queues
+    flood = OUTBOX_BOUND + 40
+    fake.full.add(HOST["rm_tx_cap"])
+    for seq in range(flood):
+        fake.inbox.setdefault(HOST["rm_rx_cap"], deque()).extend(
+            encode_request(RmCall.VM_GET_VMID, seq))
+    fake.link.send(Virq(HOST["rm_rx_virq"], True))                  # one virq for them all
+    await until(lambda: queues.waiting(HOST["vmid"]) == OUTBOX_BOUND, "a backed-up outbox")
+    reply = await call(fake, EARLY, RmCall.VM_GET_VMID, seq=9)     # other VMs are served
+    assert reply.error == RmError.OK
+    assert len(fake.inbox[HOST["rm_rx_cap"]]) == flood - OUTBOX_BOUND, \
+        "the RM stopped receiving from the host at the bound"
+    assert queues.waiting(HOST["vmid"]) == OUTBOX_BOUND and replies(fake, HOST) == []
+    fake.full.clear()
+    fake.link.send(Virq(HOST["rm_tx_virq"], True))                  # the host reads: room
+    await until(lambda: len(replies(fake, HOST)) == flood, "every reply")
+    assert [r.seq for r in replies(fake, HOST)] == list(range(flood)), "none lost or reordered"
+    assert not fake.inbox[HOST["rm_rx_cap"]], "received again with no new not-empty virq"
 
 
 def child_dtb():
