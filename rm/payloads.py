@@ -16,10 +16,11 @@ from .console_payloads import CONSOLE_NOTIFICATIONS, CONSOLE_REQUESTS
 from .fields import PayloadError
 from .mem_payloads import MEM_NOTIFICATIONS, MEM_REQUESTS
 from .vm_payloads import VM_NOTIFICATIONS, VM_REQUESTS
+from .vm_query_payloads import QUERY_REQUESTS
 
 __all__ = ["NOTIFICATIONS", "REQUESTS", "PayloadError", "unpack_notification", "unpack_request"]
 
-REQUESTS: dict[int, Any] = {**VM_REQUESTS, **CONSOLE_REQUESTS, **MEM_REQUESTS}
+REQUESTS: dict[int, Any] = {**VM_REQUESTS, **QUERY_REQUESTS, **CONSOLE_REQUESTS, **MEM_REQUESTS}
 """Request payload class by message ID (an ``RmCall``)."""
 
 NOTIFICATIONS: dict[int, Any] = {**VM_NOTIFICATIONS, **CONSOLE_NOTIFICATIONS,

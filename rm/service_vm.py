@@ -44,6 +44,7 @@ from .vm_payloads import (
     VmInit,
     VmStart,
 )
+from .vm_query_payloads import VmGetOwnerReply, VmGetPeersReply
 from .vm_record import Result
 
 
@@ -79,6 +80,20 @@ def _get_vmid(state: ServiceState, caller: int, request: Any) -> Answer:
 
 def _get_state(state: ServiceState, caller: int, request: Any) -> Answer:
     return answer_of(state.vms.get_state(caller, request))
+
+
+def _get_owner(state: ServiceState, caller: int, request: Any) -> Answer:
+    record = state.vms.get(caller)
+    if record is None:
+        return Answer(RmError.VMID_INVALID)
+    return Answer(reply=VmGetOwnerReply(record.owner))
+
+
+def _get_peers(state: ServiceState, caller: int, request: Any) -> Answer:
+    record = state.vms.get(caller)
+    if record is None:
+        return Answer(RmError.VMID_INVALID)
+    return Answer(reply=VmGetPeersReply(tuple(sorted(record.peers))))
 
 
 def _host_get_type(state: ServiceState, caller: int, request: Any) -> Answer:
@@ -184,6 +199,8 @@ VM_HANDLERS: dict[int, Handler] = {
     RmCall.VM_DEALLOC_VMID: _dealloc_vmid,
     RmCall.VM_GET_VMID: _get_vmid,
     RmCall.VM_GET_STATE: _get_state,
+    RmCall.VM_GET_OWNER: _get_owner,
+    RmCall.VM_GET_PEERS: _get_peers,
     RmCall.VM_HOST_GET_TYPE: _host_get_type,
     RmCall.VM_SET_STATUS: _set_status,
     RmCall.VM_EXIT: _exit,

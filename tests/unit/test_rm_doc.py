@@ -25,5 +25,6 @@ def test_every_message_id_has_one_row_saying_whether_it_is_implemented():
 
 def test_doc_names_the_unimplemented_answer():
     assert "RM_ERROR_UNIMPLEMENTED (0xFFFFFFFF)" in render()
-    assert "| VM_GET_PEERS | request | no |" in render()
+    assert "| VM_LOOKUP_NAME | request | no |" in render()
+    assert "| VM_GET_PEERS | request | yes |" in render()
     assert "| VM_ALLOC_VMID | request | yes |" in render()

@@ -10,6 +10,7 @@ from gunyah_net.abi.rm import ExitCode, ExitFlag, RmCall, RmError, RmNotify
 from rm import console_payloads as cp
 from rm import mem_payloads as mp
 from rm import vm_payloads as vp
+from rm import vm_query_payloads as qp
 from rm.fields import PayloadError
 from rm.payloads import NOTIFICATIONS, REQUESTS, unpack_notification, unpack_request
 
@@ -35,6 +36,8 @@ GOLDEN = [
     (vp.VmGetState(0), p("HH", 0, 0)),
     (vp.VmGetVmid(), b""),
     (vp.VmHostGetType(), b""),
+    (qp.VmGetOwner(), b""),
+    (qp.VmGetPeers(), b""),
     (vp.VmGetHypResources(0x85), p("HH", 0x85, 0)),
     (vp.VmSetBootContext(0x85, 1, 0, 0x8000_1000), p("HBBIQ", 0x85, 1, 0, 0, 0x8000_1000)),
     (vp.VmSetFirmwareMem(0x85, 4, 0x100, 0x200), p("HHIQQ", 0x85, 0, 4, 0x100, 0x200)),
@@ -48,6 +51,9 @@ GOLDEN = [
     (vp.VmGetStateReply(3, 4, 0x5678), p("I", 3 | 4 << 8 | 0x5678 << 16)),
     (vp.VmGetVmidReply(0x80), p("I", 0x80)),
     (vp.VmHostGetTypeReply(), p("I", 0x01000164)),
+    (qp.VmGetOwnerReply(3), p("I", 3)),
+    (qp.VmGetPeersReply((3, 0x81)), p("III", 2, 3, 0x81)),
+    (qp.VmGetPeersReply(), p("I", 0)),
     (vp.VmGetHypResourcesReply((vp.HypResource(4, 3, 7, 1, 0x1_0000_0002, 8, 960, 0x10, 0x20),)),
      p("I", 1) + p("BBHIIIIIIIIII", 4, 0, 3, 7, 1, 2, 1, 8, 960, 0x10, 0, 0x20, 0)),
     (vp.VmStatusNotify(0x85, 3, 4, 9), p("HHBBH", 0x85, 0, 3, 4, 9)),
@@ -200,6 +206,7 @@ def test_every_request_and_notification_class_is_registered_under_its_id():
         RmCall.VM_ALLOC_VMID, RmCall.VM_DEALLOC_VMID, RmCall.VM_START, RmCall.VM_STOP,
         RmCall.VM_RESET, RmCall.VM_CONFIG_IMAGE, RmCall.VM_INIT, RmCall.VM_GET_STATE,
         RmCall.VM_GET_VMID, RmCall.VM_HOST_GET_TYPE, RmCall.VM_GET_HYP_RESOURCES,
+        RmCall.VM_GET_OWNER, RmCall.VM_GET_PEERS,
         RmCall.VM_SET_BOOT_CONTEXT, RmCall.VM_SET_FIRMWARE_MEM, RmCall.VM_SET_STATUS,
         RmCall.VM_EXIT, RmCall.VM_CONSOLE_OPEN, RmCall.VM_CONSOLE_CLOSE, RmCall.VM_CONSOLE_WRITE,
         RmCall.VM_CONSOLE_FLUSH, RmCall.MEM_LEND, RmCall.MEM_SHARE, RmCall.MEM_DONATE,
@@ -208,7 +215,7 @@ def test_every_request_and_notification_class_is_registered_under_its_id():
     assert set(NOTIFICATIONS) == {
         RmNotify.VM_STATUS, RmNotify.VM_EXITED, RmNotify.VM_SHUTDOWN, RmNotify.VM_CONSOLE_CHARS,
         RmNotify.MEM_SHARED, RmNotify.MEM_RELEASED, RmNotify.MEM_ACCEPTED, RmNotify.MEM_RECALL}
-    assert unpack_request(RmCall.VM_GET_PEERS, b"") is None
+    assert unpack_request(RmCall.VM_LOOKUP_NAME, b"") is None
 
 
 def test_create_requests_carry_their_transaction_type():

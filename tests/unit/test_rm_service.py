@@ -2,12 +2,13 @@
 
 import struct
 
-from gunyah_net.abi.rm import OsState, RmCall, RmError, RmNotify, VmState
+from gunyah_net.abi.rm import OsState, RmCall, RmError, RmNotify, Vmid, VmState
 from rm.console_payloads import VmConsoleCharsNotify, VmConsoleOpen, VmConsoleWrite
 from rm.rpc import Notification, ProtocolViolation, Reply, RpcReceiver, encode_notification, \
     encode_reply, encode_request
 from rm.service import Output, RmService
 from rm.vm_payloads import VmAllocVmid, VmGetState, VmGetStateReply, VmSetStatus, VmStatusNotify
+from rm.vm_query_payloads import VmGetOwnerReply, VmGetPeersReply
 
 HOST, GUEST = 3, 0x80
 
@@ -87,10 +88,31 @@ def test_guest_alloc_is_denied_before_its_payload_is_read():
 
 def test_unknown_and_unimplemented_calls_answer_unimplemented_echoing_seq():
     service = RmService()
-    for msg_id in (0x1234_5678, RmCall.VM_GET_PEERS):
+    for msg_id in (0x1234_5678, RmCall.VM_LOOKUP_NAME):
         reply = reply_of(call(service, HOST, msg_id, b"abc", seq=0xBEEF), HOST)
         assert (reply.msg_id, reply.seq, reply.error, reply.payload) == (
             msg_id, 0xBEEF, RmError.UNIMPLEMENTED, b"")
+
+
+def test_get_owner_and_get_peers_answer_about_the_caller():
+    service = RmService()
+    alloc_guest(service)
+    reply = reply_of(call(service, GUEST, RmCall.VM_GET_OWNER), GUEST)
+    assert (reply.error, VmGetOwnerReply.unpack(reply.payload)) == (RmError.OK, VmGetOwnerReply(HOST))
+    reply = reply_of(call(service, HOST, RmCall.VM_GET_OWNER), HOST)
+    assert VmGetOwnerReply.unpack(reply.payload) == VmGetOwnerReply(Vmid.RM)
+    reply = reply_of(call(service, HOST, RmCall.VM_GET_PEERS), HOST)
+    assert reply.payload == struct.pack("<II", 1, GUEST)
+    assert VmGetPeersReply.unpack(reply.payload) == VmGetPeersReply((GUEST,))
+    reply = reply_of(call(service, GUEST, RmCall.VM_GET_PEERS), GUEST)
+    assert VmGetPeersReply.unpack(reply.payload) == VmGetPeersReply((HOST,))
+
+
+def test_get_owner_of_an_unknown_caller_and_a_non_empty_request_are_refused():
+    service = RmService()
+    assert reply_of(call(service, 0x99, RmCall.VM_GET_OWNER), 0x99).error == RmError.VMID_INVALID
+    assert reply_of(call(service, HOST, RmCall.VM_GET_PEERS, b"x"), HOST).error == \
+        RmError.MSG_INVALID
 
 
 def test_malformed_payload_answers_msg_invalid():
