@@ -256,6 +256,14 @@ def test_an_irq_taken_from_el0_switches_stacks_and_returns_to_el0(make_vm, tmp_p
 # --- virtual timer ---------------------------------------------------------------------------
 
 def _timer_program() -> SysAsm:
+    """Arms the timer 1 ms ahead and waits for its handler's flag without losing the wake-up.
+
+    The IRQ may arrive before the guest reaches its WFI (under host load it often does), so the
+    flag is tested with IRQs masked and the WFI runs masked: a pending IRQ completes a WFI
+    whatever PSTATE.I, and the IRQ is taken in the unmasked window right after it. A loop that
+    unmasked first and tested the flag only after WFI would sleep forever whenever the IRQ came
+    before the WFI, as on hardware (the handler disables the timer, so nothing wakes it again).
+    """
     asm = SysAsm().vectors_then("main", "tick")
     asm.label("tick").mov(0, RESULTS)
     asm.mrs(1, "cntvct").str_x(1, 0, 0).mrs(1, "cntv_ctl").str_x(1, 0, 8)
@@ -265,9 +273,9 @@ def _timer_program() -> SysAsm:
     asm.label("main").gic_setup(private=(27,)).mov(0, RESULTS)
     asm.mrs(1, "cntfrq").str_x(1, 0, 40)
     asm.mov(1, 62_500).msr("cntv_tval", 1).mov(1, 1).msr("cntv_ctl", 1)   # 1 ms from now
-    asm.daifclr(2)
-    asm.label("wait").wfi().ldr_x(1, 0, 32).cbz(1, "wait")
-    asm.mrs(1, "cntv_ctl").str_x(1, 0, 48)
+    asm.label("wait").ldr_x(1, 0, 32).cbnz(1, "done")                   # IRQs masked since reset
+    asm.wfi().daifclr(2).daifset(2).b("wait")                           # taken between these two
+    asm.label("done").mrs(1, "cntv_ctl").str_x(1, 0, 48)
     return asm.system_off()
 
 
