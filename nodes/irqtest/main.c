@@ -25,6 +25,22 @@
 static volatile uint64_t timer_fired;
 static volatile uint64_t cpu1_ready;
 static volatile uint64_t pong_seen;
+
+/* Sleeps until an interrupt handler sets *flag, without losing the wake-up: the flag is checked
+ * with IRQs masked, WFI still ends on a pending (masked) IRQ, and the handler runs in the short
+ * unmasked window after it. Checking with IRQs unmasked could take the IRQ just before the WFI
+ * and then sleep forever. */
+static void wait_for(volatile uint64_t *flag)
+{
+    uint64_t daif = gn_irq_save();
+    while (!*flag) {
+        gn_wfi();
+        gn_irq_restore(daif);
+        gn_irq_disable();
+    }
+    gn_irq_restore(daif);
+}
+
 static volatile uint64_t bench_count;
 
 static void on_timer(void *arg)
@@ -97,8 +113,7 @@ static void sgi_round_trip(unsigned ncpus)
     while (gn_load_acquire_u64(&cpu1_ready) == 0)
         ;
     gn_gic_send_sgi(SGI_PING, 1);
-    while (!pong_seen)
-        gn_wfi();
+    wait_for(&pong_seen);
     gn_printf("irqtest: sgi answered\n");
 }
 
@@ -132,8 +147,7 @@ int main(const void *dtb)
         bench(intid, gn_bootargs_has(args, "spin"));
 
     gn_timer_oneshot_us(1000, on_timer, NULL);
-    while (!timer_fired)
-        gn_wfi();
+    wait_for(&timer_fired);
 
     sgi_round_trip(ncpus > 0 ? (unsigned)ncpus : 1);
 
