@@ -1,7 +1,8 @@
 """The console web page: one self-contained HTML document, no external assets.
 
 The page reads the token from its own URL (``/?token=...``), lists the VMs from /api/status (polled
-every 2 s) and opens a live websocket console per VM. Typing into a console sends keystrokes as
+every 2 s) and opens a live websocket console per VM, including VMs the RM creates at run time; a
+VM that is destroyed is marked so, and one created again under the same name gets a new console. Typing into a console sends keystrokes as
 UART input; the text box below it sends a whole line followed by a carriage return.
 """
 
@@ -46,7 +47,7 @@ function openConsole(vm) {
   line.placeholder = "type a line for " + vm.name + " and press Enter";
   section.append(title, out, line);
   document.getElementById("vms").append(section);
-  const entry = { state: state, out: out, ws: null };
+  const entry = { section: section, state: state, out: out, ws: null };
   consoles.set(vm.name, entry);
   const decoder = new TextDecoder();
   const proto = location.protocol === "https:" ? "wss:" : "ws:";
@@ -82,10 +83,20 @@ async function refresh() {
     const resp = await fetch("/api/status?" + auth);
     if (!resp.ok) throw new Error(resp.status + " " + (await resp.text()));
     document.getElementById("error").textContent = "";
+    const listed = new Set();
     for (const vm of await resp.json()) {
+      listed.add(vm.name);
+      const old = consoles.get(vm.name);
+      if (old && old.ws.readyState === WebSocket.CLOSED && vm.state === "running") {
+        old.section.remove();  // a VM created again under the same name (vm-<vmid>)
+        consoles.delete(vm.name);
+      }
       if (!consoles.has(vm.name)) openConsole(vm);
       const reason = vm.reason ? ": " + vm.reason : "";
       consoles.get(vm.name).state.textContent = "[" + vm.state + reason + "]";
+    }
+    for (const [name, entry] of consoles) {
+      if (!listed.has(name)) entry.state.textContent = "[destroyed]";
     }
   } catch (err) {
     document.getElementById("error").textContent = "status unavailable: " + err.message;
