@@ -14,7 +14,9 @@
   so far destroyed again and the owner's virqs free again; the RM carries on.
 - ``PowerOnVm`` (VM_START): VM_POWERON with PC = base + entry offset (vm-config
   ``kernel-entry-offset``, else ``image_offset``) and X0 = base + ``dtb_offset``, unless
-  VM_SET_BOOT_CONTEXT set PC or X0; then ``complete(START)``.
+  VM_SET_BOOT_CONTEXT set PC or X0; every other register VM_SET_BOOT_CONTEXT set (X1..X30,
+  SP_EL0, SP_EL1) goes in VM_POWERON's msgpack data ``{"x": [[index, value]], "sp_el0",
+  "sp_el1"}`` (no data when there is none); then ``complete(START)``.
 - ``StopVm``: VM_STOP. ``TeardownVm`` (VM_RESET): stop serving the VM's queues, VM_DESTROY,
   ``MemoryPlanner.forget_vm``, give the owner's virqs back and drop the VM's own pool, then
   ``complete(RESET)``.
@@ -186,16 +188,40 @@ class VmBuilder:
 
     async def power_on(self, op: PowerOnVm) -> Output:
         """Powers the VM's boot vCPU on; returns ``complete(START)``'s output."""
-        entry, context = self._boot_registers(op)
-        result = await self._link.call(PlatformCall.VM_POWERON, (op.vmid, entry, context))
+        entry, context, more = self._boot_registers(op)
+        data = msgpack.packb(more) if more else b""
+        result = await self._link.call(PlatformCall.VM_POWERON, (op.vmid, entry, context), data)
         if result.error is not Error.OK:
             log.error("VM_POWERON of VM %#x failed with %r", op.vmid, result.error)
             return self._service.complete(op.vmid, Step.START, RmError.NORESOURCE)
-        self._link.console(f"started VM {op.vmid:#x} at {entry:#x} (X0 {context:#x})")
+        count = sum(len(value) if key == "x" else 1 for key, value in more.items())
+        self._link.console(f"started VM {op.vmid:#x} at {entry:#x} (X0 {context:#x}"
+                           + (f", {count} more registers)" if count else ")"))
         return self._service.complete(op.vmid, Step.START)
 
-    def _boot_registers(self, op: PowerOnVm) -> tuple[int, int]:
-        """(PC, X0): base + entry offset and base + dtb_offset, or what VM_SET_BOOT_CONTEXT set."""
+    def _boot_registers(self, op: PowerOnVm) -> tuple[int, int, dict]:
+        """(PC, X0, VM_POWERON's data): base + entry offset and base + dtb_offset, or what
+        VM_SET_BOOT_CONTEXT set, and the other registers it set."""
+        entry, context = self._default_boot(op)
+        more: dict = {}
+        for reg_set, index, value in op.boot_context:
+            match (reg_set, index):
+                case (BootRegSet.PC, 0):
+                    entry = value
+                case (BootRegSet.X, 0):
+                    context = value
+                case (BootRegSet.X, _):
+                    more.setdefault("x", []).append([index, value])
+                case (BootRegSet.SP, 0 | 1):
+                    more[("sp_el0", "sp_el1")[index]] = value
+                case _:  # VmTable records no other register
+                    log.warning("VM %#x: boot register %s[%d] does not exist; ignored",
+                                op.vmid, BootRegSet(reg_set).name, index)
+        return entry, context, more
+
+    def _default_boot(self, op: PowerOnVm) -> tuple[int, int]:
+        """(PC, X0) unless VM_SET_BOOT_CONTEXT sets them: base + entry offset, base +
+        dtb_offset."""
         record = self._service.vms.get(op.vmid)
         base = self._service.state.image_base.get(op.vmid, 0)
         image = record.image if record is not None else None
@@ -203,17 +229,7 @@ class VmBuilder:
         entry_offset = plan.config.kernel_entry_offset if plan is not None else None
         if entry_offset is None:
             entry_offset = image.image_offset if image is not None else 0
-        entry, context = base + entry_offset, base + (image.dtb_offset if image else 0)
-        for reg_set, index, value in op.boot_context:
-            match (reg_set, index):
-                case (BootRegSet.PC, 0):
-                    entry = value
-                case (BootRegSet.X, 0):
-                    context = value
-                case _:
-                    log.warning("VM %#x: boot register %s[%d] cannot be set on gunyah-net; "
-                                "ignored", op.vmid, BootRegSet(reg_set).name, index)
-        return entry, context
+        return base + entry_offset, base + (image.dtb_offset if image else 0)
 
     async def stop(self, vmid: int) -> None:
         """Stops every vCPU of ``vmid`` (VM_STOP)."""

@@ -22,8 +22,13 @@ class PlatformCall(IntEnum):
     """(vmid, vcpus) + msgpack data: create the VM's cspace, VIC, address space, owned extent,
     RM message-queue pair and vdevices; returns msgpack data with the caps (docs/rm.md)."""
     VM_POWERON = 0x1_0001
-    """(vmid, entry, context): start the VM's worker; boot vCPU at ``entry`` with X0 = ``context``
-    (ignored for a statically configured VM, which boots its image)."""
+    """(vmid, entry, context) + optional msgpack data: start the VM's worker; boot vCPU at
+    ``entry`` with X0 = ``context`` (ignored for a statically configured VM, which boots its
+    image). The data sets the boot vCPU's other registers: a map with any of the keys ``x``
+    (a list of [index, value] pairs for X1..X30, each index at most once), ``sp_el0`` and
+    ``sp_el1`` (u64 values). X0 is never in ``x``: ``context`` alone sets it, as ``entry``
+    alone sets PC. Empty data sets nothing (registers start at 0). Malformed data, or registers
+    for a statically configured VM, is ERROR_ARGUMENT_INVALID."""
     VM_STOP = 0x1_0002
     """(vmid): stop every vCPU of the VM and end its worker; no VmHalted follows."""
     VM_DESTROY = 0x1_0003

@@ -4,7 +4,8 @@ A Hello is rejected, with a reason the worker logs, when the protocol version di
 wrong, the VM is not in the topology, its worker was not started (a VM waits for the RM's
 VM_POWERON), or that VM already has (or no longer wants) a worker. The RM VM and the VMs the RM
 creates at run time have no image and no RAM file: their Welcome says "" for both, and a run-time
-VM boots from ``regions`` (its stage-2 view) at ``entry`` with X0 = ``context``.
+VM boots from ``regions`` (its stage-2 view) at ``entry`` with X0 = ``context`` and the other
+registers of ``boot_regs`` (VM_POWERON's data).
 """
 
 from __future__ import annotations
@@ -37,6 +38,9 @@ class VmBoot:
     """A run-time VM's stage-2 view as ``wire.stage2`` "map" operations."""
     entry: int = 0
     context: int = 0
+    boot_regs: tuple[tuple[int, int, int], ...] = ()
+    """A run-time VM's X1..X30, SP_EL0 and SP_EL1 as ``Welcome.boot_regs`` (reg_set, index,
+    value) triples (``platform_request.BootRegs.triples``)."""
 
 
 def compose_bootargs(vm: str, args: str) -> str:
@@ -69,4 +73,5 @@ def admit(hello: Hello, *, token: str, boots: Mapping[str, VmBoot],
                    bootargs=compose_bootargs(boot.name, boot.args),
                    ram_path=str(boot.ram_path or ""), heartbeat_interval=heartbeat_interval,
                    resources=[wire_resources.to_wire(r) for r in boot.resources],
-                   regions=list(boot.regions), entry=boot.entry, context=boot.context)
+                   regions=list(boot.regions), entry=boot.entry, context=boot.context,
+                   boot_regs=[list(reg) for reg in boot.boot_regs])

@@ -2,8 +2,8 @@
 
 They arrive as ``Hvc`` frames on the RM VM's link and are answered with X0 = a Gunyah error:
 
-- from any VM but 0xFF: ERROR_DENIED; the wrong number of arguments, or data on a call other than
-  VM_CREATE: ERROR_ARGUMENT_INVALID.
+- from any VM but 0xFF: ERROR_DENIED; the wrong number of arguments, or data on VM_STOP or
+  VM_DESTROY: ERROR_ARGUMENT_INVALID.
 - ``VM_CREATE(vmid, vcpus)`` + msgpack data ``{"name", "rm_virqs": [vm_tx, vm_rx],
   "doorbells": [{"sender", "receiver", "virq", "label", "source_can_clear", "edge"}],
   "msgqueues": [{"sender", "receiver", "depth", "size", "tx_virq", "rx_virq", "label"}]}``
@@ -15,9 +15,12 @@ They arrive as ``Hvc`` frames on the RM VM's link and are answered with X0 = a G
   A vmid that exists (or is 0, 0xFF, above 0xFFFF), a vCPU count outside 1..8 or malformed data:
   ERROR_ARGUMENT_INVALID; an object EL2 refuses: its error (a virq in use: ERROR_BUSY), with
   everything made for the VM removed again.
-- ``VM_POWERON(vmid, entry, context)``: starts the VM's worker (``VmHost.launch``) and returns at
-  once. A topology VM boots its image; a created VM boots from its stage-2 view (as it is when
-  its Welcome is sent) at ``entry`` with X0 = ``context``. Powered on before: ERROR_BUSY (it is
+- ``VM_POWERON(vmid, entry, context)`` + optional msgpack data ``{"x": [[index, value]],
+  "sp_el0", "sp_el1"}`` (platform_request.py): starts the VM's worker (``VmHost.launch``) and
+  returns at once. A topology VM boots its image; a created VM boots from its stage-2 view (as
+  it is when its Welcome is sent) at ``entry`` with X0 = ``context`` and the data's X1..X30,
+  SP_EL0 and SP_EL1 (``Welcome.boot_regs``). Malformed data, or any register for a topology VM
+  (which boots at its ELF entry): ERROR_ARGUMENT_INVALID. Powered on before: ERROR_BUSY (it is
   destroyed and created again to rerun).
 - ``VM_STOP(vmid)``: stops its worker with no ``VmHalted`` (``VmHost.halt``); a VM that was never
   powered on: ERROR_OBJECT_STATE.
@@ -47,7 +50,8 @@ from gunyah_net.wire.messages import Hvc, HvcReturn
 from gunyah_net.wire.resources import Resource
 
 from .handshake import VmBoot
-from .platform_request import CreateRequest, PlatformError, decode_create
+from .platform_request import (BootRegs, CreateRequest, PlatformError, decode_boot_regs,
+                               decode_create)
 from .provision import cap_resources
 from .rm_queues import RmQueuePair, RmVirqPool, provision_rm_pair
 from .vmtable import RM_NAME, dynamic_vm_name
@@ -57,6 +61,7 @@ log = logging.getLogger(__name__)
 PLATFORM_NUMBERS = frozenset(int(call) for call in PlatformCall)
 ARG_COUNTS = {PlatformCall.VM_CREATE: 2, PlatformCall.VM_POWERON: 3, PlatformCall.VM_STOP: 1,
               PlatformCall.VM_DESTROY: 1}
+TAKES_DATA = frozenset({PlatformCall.VM_CREATE, PlatformCall.VM_POWERON})
 
 
 def is_platform_call(number: int) -> bool:
@@ -143,7 +148,7 @@ class Platform:
             if len(call.args) != ARG_COUNTS[number]:
                 raise PlatformError(Error.ARGUMENT_INVALID, f"{len(call.args)} arguments, "
                                     f"{number.name} takes {ARG_COUNTS[number]}")
-            if call.data and number is not PlatformCall.VM_CREATE:
+            if call.data and number not in TAKES_DATA:
                 raise PlatformError(Error.ARGUMENT_INVALID, f"{number.name} takes no data")
             data = self._dispatch(number, call.args, call.data)
         except PlatformError as exc:
@@ -157,7 +162,7 @@ class Platform:
             case PlatformCall.VM_CREATE:
                 return self._create(decode_create(args, data, MAX_VCPUS))
             case PlatformCall.VM_POWERON:
-                self._power_on(*args)
+                self._power_on(*args, decode_boot_regs(data))
             case PlatformCall.VM_STOP:
                 self._stop(args[0])
             case PlatformCall.VM_DESTROY:
@@ -219,8 +224,11 @@ class Platform:
 
     # -- VM_POWERON, VM_STOP, VM_DESTROY ----------------------------------------------------
 
-    def _power_on(self, vmid: int, entry: int, context: int) -> None:
+    def _power_on(self, vmid: int, entry: int, context: int, regs: BootRegs) -> None:
         if vmid in self._static:
+            if regs.triples():
+                raise PlatformError(Error.ARGUMENT_INVALID, f"vm {vmid:#x} is a topology VM, "
+                                    "which boots at its ELF entry: no boot registers")
             if vmid in self._powered:
                 raise PlatformError(Error.BUSY, f"vm {vmid:#x} was powered on already")
             self._powered.add(vmid)
@@ -234,7 +242,8 @@ class Platform:
             raise PlatformError(Error.BUSY, f"vm {vmid:#x}: a VM named {name!r} exists already")
         created.powered = True
         boot = VmBoot(name, None, created.vcpus, 0, "", None, resources=self.resources(vmid),
-                      entry=entry, context=context)  # Its regions: at its Welcome.
+                      entry=entry, context=context,
+                      boot_regs=regs.triples())  # Its regions: at its Welcome.
         self._host.launch(name, vmid, boot)
 
     def _stop(self, vmid: int) -> None:

@@ -9,7 +9,6 @@ integer. Pure: no I/O.
 from __future__ import annotations
 
 import dataclasses
-import types
 import typing
 from dataclasses import dataclass, field
 
@@ -50,6 +49,10 @@ class Welcome:
     operations (``wire.stage2``) with the boot vCPU at ``entry`` and X0 = ``context``."""
     entry: int = 0
     context: int = 0
+    boot_regs: list[list[int]] = field(default_factory=list)
+    """More boot-vCPU registers of a VM without an image, as [reg_set, index, value] in
+    ``BootRegSet`` numbering: X1..X30 (set 0, index 1..30), SP_EL0 and SP_EL1 (set 2, index 0
+    and 1), each at most once. PC and X0 are ``entry`` and ``context``, never here."""
 
 
 @dataclass(frozen=True)
@@ -172,6 +175,8 @@ Message = (Hello | Welcome | Reject | Heartbeat | ConsoleOut | ConsoleIn | VmSta
 
 _TYPES: dict[str, type] = {cls.__name__: cls for cls in typing.get_args(Message)}
 _STATES = frozenset({"running", "resetting", "exited"})
+BOOT_REG_INDEXES: dict[int, range] = {0: range(1, 31), 2: range(2)}
+"""The (reg_set, index) pairs ``Welcome.boot_regs`` may hold: X1..X30 and SP_EL0/SP_EL1."""
 
 Checker = typing.Callable[[str, object], object]
 """Validates one field value (the first argument names it in errors); returns the value."""
@@ -281,5 +286,27 @@ def _check_semantics(message: Message) -> None:
             raise MessageError(f"HvcReturn.regs: {len(regs)} registers, at most 8")
         case Welcome(heartbeat_interval=hb) if not 0.01 <= hb <= 60:
             raise MessageError(f"Welcome.heartbeat_interval: {hb} is outside 0.01..60 s")
+        case Welcome(image=image, boot_regs=regs) if regs:
+            _check_boot_regs(regs, image)
         case _:
             pass
+
+
+def _check_boot_regs(regs: list[list[int]], image: str) -> None:
+    """Checks ``Welcome.boot_regs``: only for a VM without an image, each entry an existing
+    [reg_set, index, value] register (BOOT_REG_INDEXES), no register twice."""
+    if image:
+        raise MessageError("Welcome.boot_regs: a VM with an image boots at its ELF entry; "
+                           "boot registers are for a VM without one")
+    seen: set[tuple[int, int]] = set()
+    for i, entry in enumerate(regs):
+        where = f"Welcome.boot_regs[{i}]"
+        if len(entry) != 3:
+            raise MessageError(f"{where}: {len(entry)} items, expected [reg_set, index, value]")
+        reg_set, index, _ = entry
+        if index not in BOOT_REG_INDEXES.get(reg_set, range(0)):
+            raise MessageError(f"{where}: register set {reg_set} index {index} is not one of "
+                               "X1..X30 (set 0) or SP_EL0/SP_EL1 (set 2)")
+        if (reg_set, index) in seen:
+            raise MessageError(f"{where}: set {reg_set} index {index} is given twice")
+        seen.add((reg_set, index))

@@ -51,6 +51,7 @@ X_REGS: tuple[int, ...] = tuple(a64.UC_ARM64_REG_X0 + i for i in range(29)) + (
 
 PC = a64.UC_ARM64_REG_PC
 SP = a64.UC_ARM64_REG_SP
+SP_EL0 = a64.UC_ARM64_REG_SP_EL0
 PSTATE = a64.UC_ARM64_REG_PSTATE
 DUMP_REGS: tuple[tuple[str, int], ...] = tuple((f"x{i}", r) for i, r in enumerate(X_REGS)) + (
     ("sp", SP), ("pc", PC), ("pstate", PSTATE),
@@ -219,6 +220,26 @@ class RegisterFile:
     def dump(self) -> dict[str, int]:
         """Returns the registers of a guest-fault dump: x0-x30, sp, pc, pstate and EL1 state."""
         return dict(zip((n for n, _ in DUMP_REGS), self.read([r for _, r in DUMP_REGS])))
+
+
+def boot_register(reg_set: int, index: int) -> int:
+    """Returns the Unicorn id of boot register ``index`` of ``BootRegSet`` ``reg_set`` (0: X,
+    2: SP) for a vCPU at EL1h; ValueError for PC (set 1) or a register that does not exist.
+
+    SP_EL1 is the current SP at EL1h: Unicorn keeps its banked copy (UC_ARM64_REG_SP_EL1) only
+    while another SP is selected, so a write to that id at EL1h is lost (measured). SP_EL0 is
+    the banked register an EL1 ``mrs`` reads.
+    """
+    match (reg_set, index):
+        case (0, int(i)) if 0 <= i <= 30:
+            return X_REGS[i]
+        case (2, 0):
+            return SP_EL0
+        case (2, 1):
+            return SP
+        case _:
+            raise ValueError(f"register set {reg_set} has no boot register {index} "
+                             "(X0..X30 are set 0, SP_EL0 and SP_EL1 set 2)")
 
 
 def add_raw_hook(uc: Uc, hook_type: int, callback: int, user_data: int | None = None) -> int:

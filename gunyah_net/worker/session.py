@@ -9,7 +9,8 @@ Boot: the Welcome's resources (wire/resources.py) become the guest's /hypervisor
 /reserved-memory DT nodes, the vGIC trigger modes of their virqs, and shared-memory mappings
 (shm.py). A Welcome without an image is a VM the RM created at run time: its memory is
 ``Welcome.regions`` (stage-2 map operations), the RM already wrote its image and DT there, and
-the boot vCPU starts at ``Welcome.entry`` with X0 = ``Welcome.context``. Hypercalls whose table
+the boot vCPU starts at ``Welcome.entry`` with X0 = ``Welcome.context`` and the registers of
+``Welcome.boot_regs``. Hypercalls whose table
 handler is EL2 travel as Hvc/HvcReturn while the caller's vCPU waits (the VM's other vCPUs keep
 running); Virq frames drive the vGIC; a MemUpdate is applied between slices (stage2.py) and
 answered with MemUpdated once every vCPU sees it.
@@ -167,7 +168,8 @@ class WorkerSession:
         flags = int(implemented_features())
         if not welcome.image:
             spec = VmSpec(welcome.name, welcome.vcpus, "", b"", api_flags0=flags,
-                          entry=welcome.entry, context=welcome.context)
+                          entry=welcome.entry, context=welcome.context,
+                          boot_regs=tuple((s, i, v) for s, i, v in welcome.boot_regs))
             vm = Vm(spec, None, self._vm_event_threadsafe, self._console.write,
                     shm=tuple(self._shm), regions=regions)
         else:

@@ -3,7 +3,8 @@
 ``Vm`` boots the image (PT_LOADs plus the DTB at the top of RAM, boot vCPU at the ELF entry with
 X0 = DTB address), or, for a VM the RM created at run time (no image, no RAM file), maps the
 stage-2 ``regions`` it was given and starts the boot vCPU at ``VmSpec.entry`` with X0 =
-``VmSpec.context`` (the RM already placed image and DT in that memory). It runs every vCPU on
+``VmSpec.context`` and the other registers of ``VmSpec.boot_regs`` (X1..X30, SP_EL0, SP_EL1;
+the RM already placed image and DT in that memory). It runs every vCPU on
 one thread (``Scheduler``) and turns what the vCPUs do into
 ``VmEvent``s for the worker session: ``VmRunning``, ``VmResetting``, ``VmExited`` (SYSTEM_OFF, a
 guest fault, the last CPU_OFF) and ``VmFailed`` (a gunyah-net bug). ``on_event`` is called on the
@@ -47,6 +48,7 @@ from .interrupts import VmInterrupts
 from .loader import ImageError, LoadedImage, load_elf
 from .pl011 import Pl011
 from .ram import GuestRam
+from .regs import boot_register
 from .scheduler import TIMESLICE, Scheduler
 from .shm import ShmRegion, check_layout
 from .stage2 import RWX, X, Stage2, Stage2Error, rights_of_prot
@@ -88,7 +90,8 @@ VmEvent = VmRunning | VmResetting | VmExited | VmFailed
 @dataclass(frozen=True)
 class VmSpec:
     """What to run: the VM's name, vCPU count, ELF image path and DTB blob; with no image (""),
-    the boot vCPU's ``entry`` and its X0, ``context``."""
+    the boot vCPU's ``entry``, its X0, ``context``, and more of its registers, ``boot_regs``:
+    (reg_set, index, value) in ``BootRegSet`` numbering (``regs.boot_register``)."""
 
     name: str
     vcpus: int
@@ -98,6 +101,7 @@ class VmSpec:
     timeslice: float = TIMESLICE
     entry: int = 0
     context: int = 0
+    boot_regs: tuple[tuple[int, int, int], ...] = ()
 
 
 class Vm:
@@ -158,12 +162,16 @@ class Vm:
 
     def boot(self) -> None:
         """Loads the image and DTB into zeroed RAM and powers on vCPU 0 (before ``start``);
-        without an image, powers vCPU 0 on at ``spec.entry`` with X0 = ``spec.context``."""
+        without an image, powers vCPU 0 on at ``spec.entry`` with X0 = ``spec.context`` and
+        ``spec.boot_regs`` (ValueError if one does not exist)."""
         if self.ram is None:
+            regs = {boot_register(s, i): value for s, i, value in self.spec.boot_regs}
             for vcpu in self.vcpus:
                 vcpu.power_off()
                 vcpu.flush_translations()
             self.vcpus[0].power_on(self.spec.entry, self.spec.context)
+            if regs:
+                self.vcpus[0].regs.write(regs)  # after power-on, which restores the reset state
             return
         self.ram.zero()
         base = self.dtb_address

@@ -1,23 +1,32 @@
 """The RM VM's side of the coordinator: RmBoot (with each VM's first virq free for the RM), and
 the platform calls VM_CREATE, VM_POWERON, VM_STOP and VM_DESTROY with every error they answer;
-VM_CREATE binds the owner's ends of a new VM's doorbells and queues in the owner's VIC.
+VM_CREATE binds the owner's ends of a new VM's doorbells and queues in the owner's VIC;
+VM_POWERON's boot registers reach the created VM's boot vCPU.
 
 In-process coordinator; the test is the RM VM (it connects as "rm", like ``ExternalWorker``) and
 the worker of every other VM, speaking raw frames over the real Unix socket. The processes the
-coordinator spawns never connect (``EXTERNAL_COMMAND``).
+coordinator spawns never connect (``EXTERNAL_COMMAND``), except in the last test, where a real
+worker boots the created VM from a page the test lent it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import struct
 from dataclasses import replace
+from pathlib import Path
 
 import msgpack
 import pytest
-from fake_worker import EXTERNAL_COMMAND, ExternalWorker, fake_topology, run_with_timeout
+from fake_worker import (EXTERNAL_COMMAND, EXTERNAL_RM_COMMAND, ExternalWorker, fake_topology,
+                         run_with_timeout, wait_for_output)
+from test_coordinator_stage2 import PAGE, PARTIAL, SPARSE_RWX, TO_SIBLING, Rm
+from test_worker_stage2 import BOOT_SP_EL0, BOOT_X, expected_dump, register_dump
 
 from gunyah_net.abi.errors import Error
 from gunyah_net.abi.hypercalls import BY_NAME
+from gunyah_net.abi.platform import RAM_BASE
+from gunyah_net.abi.rm import ExitType
 from gunyah_net.abi.rm_platform import PlatformCall
 from gunyah_net.config import VmKind
 from gunyah_net.config.model import DoorbellConfig, MsgqueueConfig
@@ -157,6 +166,8 @@ def test_poweron_starts_a_topology_vm_once_and_bad_calls_get_their_errors(tmp_pa
             answers = [await rm.hvc(PlatformCall.VM_POWERON, args) for args in
                        ([VMID_A, 0, 0], [0x99, 0, 0], [0xFF, 0, 0], [VMID_A, 0])]
             answers.append(await rm.hvc(PlatformCall.VM_POWERON, [HOST_VMID, 0, 0], b"x"))
+            answers.append(await rm.hvc(PlatformCall.VM_POWERON, [HOST_VMID, 0, 0],
+                                        msgpack.packb({"sp_el1": 0x8000_1000})))
             stop_off = await rm.hvc(PlatformCall.VM_STOP, [VMID_EARLY])
             destroy_static = await rm.hvc(PlatformCall.VM_DESTROY, [VMID_A])
             denied = await a.hvc(PlatformCall.VM_CREATE, [CHILD, 1], create_data())
@@ -168,7 +179,9 @@ def test_poweron_starts_a_topology_vm_once_and_bad_calls_get_their_errors(tmp_pa
     assert [r.regs[0] for r in answers] == [x0(Error.BUSY), x0(Error.ARGUMENT_INVALID),
                                             x0(Error.ARGUMENT_INVALID),
                                             x0(Error.ARGUMENT_INVALID),
-                                            x0(Error.ARGUMENT_INVALID)]  # data: none taken
+                                            x0(Error.ARGUMENT_INVALID),  # not a map of registers
+                                            x0(Error.ARGUMENT_INVALID)]  # a topology VM's
+    assert c.table[HOST].pid is None, "the refused VM_POWERONs started nothing"
     assert stop_off.regs == [x0(Error.OBJECT_STATE)], "never powered on"
     assert destroy_static.regs == [x0(Error.DENIED)], "topology VMs are not destroyed"
     assert denied.regs == [x0(Error.DENIED)], "only the RM VM may make platform calls"
@@ -328,3 +341,70 @@ def test_destroy_removes_the_vm_its_row_console_and_objects_and_frees_its_vmid(t
     assert again.regs == [x0(Error.ARGUMENT_INVALID)]
     assert second["rm"] == first["rm"], "the same vmid, caps and virqs again: nothing leaked"
     assert halted == [], "a destroyed VM is not reported halted"
+
+
+def test_poweron_data_becomes_the_created_vms_boot_regs_and_bad_data_starts_nothing(tmp_path):
+    registers = {"x": [[30, 1 << 63], [1, 0x11]], "sp_el0": 0, "sp_el1": 0x8010_0000}
+
+    async def body():
+        async with coordinator(tmp_path) as c:
+            rm, _ = await rm_of(c)
+            await create(rm, create_data())
+            refused = [await rm.hvc(PlatformCall.VM_POWERON, [CHILD, 0x8000_0000, 7],
+                                    msgpack.packb(bad))
+                       for bad in ({"x": [[0, 1]]}, {"x": [[1, 1], [1, 2]]}, {"pc": 1})]
+            not_started = "vm-82" not in c.table
+            powered = await rm.hvc(PlatformCall.VM_POWERON, [CHILD, 0x8000_0000, 7],
+                                   msgpack.packb(registers))
+            child = await ExternalWorker.connect(c, "vm-82")
+            return refused, not_started, powered, child.welcome
+
+    refused, not_started, powered, welcome = run_with_timeout(body)
+    assert [r.regs for r in refused] == [[x0(Error.ARGUMENT_INVALID)]] * 3
+    assert not_started, "a refused VM_POWERON spawns no worker"
+    assert powered.regs == [0]
+    assert (welcome.entry, welcome.context) == (0x8000_0000, 7)
+    assert welcome.boot_regs == [[0, 30, 1 << 63], [0, 1, 0x11], [2, 0, 0], [2, 1, 0x8010_0000]]
+
+
+async def lend_code_page(rm: Rm, addrspace: int, ipa: int) -> None:
+    """Moves page 0 of A's RAM into a new parcel mapped RWX at ``ipa`` of ``addrspace``."""
+    caps, entry = rm.caps, rm.vms[A]
+    phys = await rm.phys(A, RAM_BASE)
+    parcel = (await rm.ok("partition_create_memextent", caps["partition"], caps["cspace"], 0))[1]
+    await rm.ok("memextent_configure_derive", parcel, caps["ddr"], 0, 1 << 44, SPARSE_RWX, 0)
+    await rm.ok("object_activate", parcel, 0)
+    await rm.ok("memextent_donate", TO_SIBLING, entry["memextent"], parcel, phys, PAGE, 0)
+    await rm.ok("addrspace_map", addrspace, parcel, ipa, 7 | 7 << 4 | 5 << 16, PARTIAL, phys,
+                PAGE)
+
+
+def test_a_created_vm_boots_with_every_register_vm_poweron_carries(tmp_path):
+    """The test, as the RM, lends page 0 of A's RAM (holding ``register_dump``) RWX to a new VM
+    at 0x8000_0000 and powers it on with X1..X30, SP_EL0 and SP_EL1 = 0x8000_0800; a real
+    worker runs it, and the guest's stores land in A's RAM file."""
+    child, code, stack = 0x90, 0x8000_0000, 0x8000_0800
+    registers = {"x": [[n, v] for n, v in BOOT_X.items()], "sp_el0": BOOT_SP_EL0,
+                 "sp_el1": stack}
+
+    async def body():
+        async with Coordinator(fake_topology((A, "")), base=tmp_path, stop_grace=0.3,
+                               heartbeat_interval=0.25, rm_command=EXTERNAL_RM_COMMAND) as c:
+            rm = await Rm.connect(c)
+            ram = Path(c.shm_dir) / f"{A}.ram"
+            with open(ram, "r+b") as file:
+                file.write(register_dump(code).assemble())
+            created = await rm.worker.hvc(PlatformCall.VM_CREATE, [child, 1], msgpack.packb(
+                {"name": "child", "rm_virqs": [960, 961], "doorbells": [], "msgqueues": []}))
+            await lend_code_page(rm, msgpack.unpackb(created.data)["addrspace"], code)
+            powered = await rm.worker.hvc(PlatformCall.VM_POWERON, [child, code, 0xC0_4700],
+                                          msgpack.packb(registers))
+            await wait_for_output(c, "vm-90", b"!")
+            halted = await asyncio.wait_for(rm.worker.frame(VmHalted), 10)
+            return powered, halted, ram.read_bytes()[:PAGE]
+
+    powered, halted, page = run_with_timeout(body, 30)
+    assert powered.regs == [0]
+    assert (halted.vmid, halted.exit_type) == (child, ExitType.PLATFORM_OFF)
+    assert struct.unpack_from("<33Q", page, stack - code) == expected_dump(0xC0_4700, stack)
+

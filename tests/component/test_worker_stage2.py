@@ -1,6 +1,6 @@
 """The worker's stage 2 on real Unicorn with real guest code: map, unmap and protect while the
-guest runs, faults with PC and address, a VM booted from regions alone, files mapped and
-released.
+guest runs, faults with PC and address, a VM booted from regions alone (with every boot register
+the RM may set), files mapped and released.
 
 The snippets are hand-assembled (``test_worker_asm.Asm``); stage-2 operations arrive through
 ``Vm.apply_stage2``, the same entry the worker session uses for a MemUpdate, from another thread.
@@ -171,6 +171,74 @@ def test_a_vm_without_an_image_boots_from_its_regions_at_entry_with_x0_context(b
     content = backing.read_bytes()
     assert struct.unpack_from("<QQ", content, 0x5000) == (0x1234_5678_9ABC, 0x1234_5678_9ABC)
     assert str(backing) not in Path("/proc/self/maps").read_text(), "file still mapped after close"
+
+
+MRS_X1_SP_EL0 = 0xD5384101
+MOV_X1_SP = 0x910003E1
+"""``add x1, sp, #0``: at EL1h, SP is SP_EL1."""
+DUMP_SIZE = 33 * 8
+BOOT_X = {n: 0xA5A5_0000_0000_0000 | n << 32 | n for n in range(1, 31)}
+BOOT_SP_EL0 = 0xFFFF_8000_DEAD_BEE0
+
+
+def register_dump(base: int) -> Asm:
+    """Stores X0..X30 at [SP + 8n], SP_EL0 at [SP + 248] and SP (SP_EL1) at [SP + 256], prints
+    "!" and powers off: a boot vCPU whose SP_EL1 points at a writable page reports its boot
+    registers."""
+    asm = Asm(base=base)
+    for n in range(31):
+        asm.str_x(n, 31, 8 * n)
+    asm.word(MRS_X1_SP_EL0).str_x(1, 31, 248).word(MOV_X1_SP).str_x(1, 31, 256)
+    return asm.putc("!").system_off()
+
+
+def boot_regs(sp_el1: int) -> tuple[tuple[int, int, int], ...]:
+    """X1..X30 = BOOT_X, SP_EL0 = BOOT_SP_EL0 and ``sp_el1`` as (reg_set, index, value)."""
+    return (*((0, n, v) for n, v in BOOT_X.items()), (2, 0, BOOT_SP_EL0), (2, 1, sp_el1))
+
+
+def expected_dump(context: int, sp_el1: int) -> tuple[int, ...]:
+    return (context, *BOOT_X.values(), BOOT_SP_EL0, sp_el1)
+
+
+def run_until_exit(vm: Vm, events: Events) -> VmExited:
+    try:
+        vm.boot()
+        vm.start()
+        return events.wait_for(VmExited)
+    finally:
+        vm.stop()
+        assert vm.join(5.0)
+        vm.close()
+
+
+def test_a_vm_without_an_image_boots_with_every_register_of_boot_regs(backing):
+    """SP_EL1 points into the data page; the guest stores X0..X30, SP_EL0 and SP there."""
+    code, data = 0x4000_0000, 0x5000_0000
+    with open(backing, "r+b") as file:
+        file.write(register_dump(code).assemble())
+    events, out = Events(), bytearray()
+    spec = VmSpec("child", 1, "", b"", entry=code, context=0xC0_4700,
+                  boot_regs=boot_regs(data + 0x10))
+    vm = Vm(spec, None, events.put, out.extend,
+            regions=[MapOp(code, PAGE, str(backing), 0, 5),
+                     MapOp(data, PAGE, str(backing), 0x4000, 6)])
+    exited = run_until_exit(vm, events)
+    assert exited.exit_type == ExitType.PLATFORM_OFF and bytes(out) == b"!"
+    dump = struct.unpack_from("<33Q", backing.read_bytes(), 0x4010)
+    assert dump == expected_dump(0xC0_4700, data + 0x10)
+
+
+@pytest.mark.parametrize("reg", [(1, 0, 4), (0, 31, 1), (2, 2, 1)])
+def test_a_boot_register_that_does_not_exist_fails_the_boot(backing, reg):
+    spec = VmSpec("child", 1, "", b"", entry=0x4000_0000, boot_regs=(reg,))
+    vm = Vm(spec, None, lambda e: None, lambda d: None,
+            regions=[MapOp(0x4000_0000, PAGE, str(backing), 0, 5)])
+    try:
+        with pytest.raises(ValueError, match=f"register set {reg[0]} has no boot register"):
+            vm.boot()
+    finally:
+        vm.close()
 
 
 def test_an_unmapped_file_is_released_and_a_remap_sees_the_file(make_vm, tmp_path, backing):

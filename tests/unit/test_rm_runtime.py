@@ -8,7 +8,8 @@ VM while a maximal message's worth of replies to it waits (and resume, with no n
 they drain), build a VM from the
 DT in its image parcel at VM_INIT, with virqs for the owner's receiving ends from the owner's
 free range (RmBoot ``free_virq``) that VM_RESET and a failed VM_INIT free again, start it at
-base + offsets, and report it when it halts."""
+base + offsets (or the registers VM_SET_BOOT_CONTEXT set, all of them carried by
+VM_POWERON), and report it when it halts."""
 
 import asyncio
 import socket
@@ -21,6 +22,7 @@ import pytest
 
 from gunyah_net.abi.errors import Error
 from gunyah_net.abi.rm import (
+    BootRegSet,
     ExitType,
     MemRights,
     ResourceType,
@@ -60,6 +62,7 @@ from rm.vm_payloads import (
     VmGetHypResourcesReply,
     VmInit,
     VmReset,
+    VmSetBootContext,
     VmStart,
     VmStatusNotify,
 )
@@ -356,6 +359,32 @@ async def test_vm_init_builds_the_vm_from_its_dt_and_start_boots_it(rm):
     await until(lambda: fake.received(0x60), "the child's first notification")
     status = VmStatusNotify.unpack(fake.received(0x60)[0].payload)
     assert (status.vmid, status.vm_status) == (vmid, VmState.RUNNING)
+
+
+async def test_every_boot_register_the_owner_sets_reaches_vm_poweron(rm):
+    fake = rm.fake
+    vmid, _ = await configured_child(fake)
+    await call(fake, HOST, RmCall.VM_INIT, VmInit(vmid).pack())
+    for reg_set, index, value in [(BootRegSet.X, 5, 0x55), (BootRegSet.PC, 0, RAM + 0x40),
+                                  (BootRegSet.SP, 1, RAM + 0x9_0000), (BootRegSet.X, 30, 1),
+                                  (BootRegSet.X, 0, 0x1234), (BootRegSet.SP, 0, 7),
+                                  (BootRegSet.X, 5, 0x56)]:
+        request = VmSetBootContext(vmid, reg_set, index, value).pack()
+        assert (await call(fake, HOST, RmCall.VM_SET_BOOT_CONTEXT, request)).error == RmError.OK
+    assert (await call(fake, HOST, RmCall.VM_START, VmStart(vmid).pack())).error == RmError.OK
+    ((args, data),) = [(a, d) for n, a, d in fake.calls if n == PlatformCall.VM_POWERON
+                       and a[0] == vmid]
+    assert args == [vmid, RAM + 0x40, 0x1234], "PC and X0 are the call's entry and context"
+    assert msgpack.unpackb(data) == {"x": [[30, 1], [5, 0x56]], "sp_el0": 7,
+                                     "sp_el1": RAM + 0x9_0000}, "the last X5 set wins"
+
+
+async def test_start_without_boot_registers_sends_no_data(rm):
+    fake = rm.fake
+    vmid, _ = await configured_child(fake)
+    await call(fake, HOST, RmCall.VM_INIT, VmInit(vmid).pack())
+    await call(fake, HOST, RmCall.VM_START, VmStart(vmid).pack())
+    assert [d for n, a, d in fake.calls if n == PlatformCall.VM_POWERON] == [b""] * 3
 
 
 async def test_a_halted_vm_is_reported_to_its_owner_and_reset_destroys_it(rm):

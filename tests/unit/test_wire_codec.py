@@ -99,3 +99,39 @@ def test_arbitrary_msgpack_objects_are_validated(obj):
         codec.FrameDecoder().feed(_frame(obj))
     except codec.FrameError:
         pass
+
+
+def _welcome(**changes) -> dict:
+    """A run-time VM's Welcome as a decoded map (no image, entry and context)."""
+    body = m.to_wire(m.Welcome(version=1, name="vm-82", vmid=0x82, vcpus=1, memory=0, image="",
+                               bootargs="", ram_path="", heartbeat_interval=0.5,
+                               entry=0x8000_0000, context=0x8010_0000))
+    return {**body, **changes}
+
+
+def test_welcome_boot_regs_round_trip_and_default_to_none():
+    regs = [[0, 1, 2**64 - 1], [0, 30, 5], [2, 0, 0x10], [2, 1, 0x8020_0000]]
+    message = m.from_wire(_welcome(boot_regs=regs))
+    assert message.boot_regs == regs
+    assert codec.FrameDecoder().feed(codec.encode(message)) == [message]
+    without = {k: v for k, v in _welcome().items() if k != "boot_regs"}
+    assert m.from_wire(without).boot_regs == [], "an older coordinator's Welcome still decodes"
+
+
+@pytest.mark.parametrize("changes, reason", [
+    ({"boot_regs": [[0, 0, 1]]}, r"boot_regs\[0\]: register set 0 index 0 is not one of"),
+    ({"boot_regs": [[0, 31, 1]]}, "register set 0 index 31"),
+    ({"boot_regs": [[1, 0, 1]]}, "register set 1 index 0"),         # PC: that is entry
+    ({"boot_regs": [[2, 2, 1]]}, "register set 2 index 2"),
+    ({"boot_regs": [[0, 3, 1], [0, 3, 2]]}, r"boot_regs\[1\]: set 0 index 3 is given twice"),
+    ({"boot_regs": [[0, 3]]}, r"boot_regs\[0\]: 2 items, expected \[reg_set, index, value\]"),
+    ({"boot_regs": [[0, 3, 1, 4]]}, "4 items"),
+    ({"boot_regs": [[0, 3, -1]]}, r"boot_regs\[0\]\[2\]: -1 is outside"),
+    ({"boot_regs": [[0, 3, 2**64]]}, "is outside 0..2"),
+    ({"boot_regs": [[0, "3", 1]]}, r"boot_regs\[0\]\[1\]: expected int"),
+    ({"boot_regs": {"x": 1}}, "boot_regs: expected a list"),
+    ({"boot_regs": [[0, 3, 1]], "image": "/x.elf"}, "a VM with an image boots at its ELF entry"),
+], ids=lambda value: None)
+def test_a_welcome_with_bad_boot_regs_is_refused_precisely(changes, reason):
+    with pytest.raises(m.MessageError, match=reason):
+        m.from_wire(_welcome(**changes))
