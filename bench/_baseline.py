@@ -33,7 +33,7 @@ import uvloop
 from gunyah_net.abi.hypercalls import BY_NAME
 from gunyah_net.config import load_topology
 from gunyah_net.coordinator import Coordinator
-from gunyah_net.coordinator.supervisor import TOKEN_ENV
+from gunyah_net.spawned import TOKEN_ENV
 from gunyah_net.wire import resources as wire_resources
 from gunyah_net.wire.messages import (PROTOCOL_VERSION, ConsoleOut, Heartbeat, Hello, Hvc,
                                       HvcReturn, Stop, Virq, VmState, Welcome)

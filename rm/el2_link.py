@@ -39,6 +39,7 @@ from gunyah_net.wire.messages import (
     Virq,
     VmHalted,
 )
+from gunyah_net.spawned import EXIT_ERROR, EXIT_LINK_LOST, EXIT_OK
 from gunyah_net.wire.transport import Link, LinkClosed
 
 from .el2_memory import Plan
@@ -46,7 +47,6 @@ from .stage2 import RmStage2, Stage2Error
 
 log = logging.getLogger(__name__)
 
-EXIT_OK, EXIT_LINK_LOST, EXIT_REJECTED, EXIT_ERROR = 0, 1, 2, 3
 SILENCE_INTERVALS = 4
 _U64 = (1 << 64) - 1
 

@@ -18,10 +18,11 @@ import os
 import traceback
 
 from gunyah_net.abi.rm_platform import RM_VMID
+from gunyah_net.spawned import EXIT_ERROR, EXIT_LINK_LOST, EXIT_OK, EXIT_REJECTED
 from gunyah_net.wire.messages import PROTOCOL_VERSION, Heartbeat, Hello, Reject, RmBoot, Welcome
 from gunyah_net.wire.transport import Link, LinkClosed
 
-from .el2_link import EXIT_ERROR, EXIT_LINK_LOST, EXIT_OK, EXIT_REJECTED, El2Link, El2LinkClosed
+from .el2_link import El2Link, El2LinkClosed
 from .runtime import RmRuntime
 from .stage2 import RmStage2
 from .static_vms import BootError, BootPlan, parse_boot

@@ -16,11 +16,8 @@ import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-TOKEN_ENV = "GUNYAH_NET_TOKEN"
-SHM_DIR_ENV = "GUNYAH_NET_SHM_DIR"
-"""Tells the RM VM the topology's shared-memory directory (see ``rm/__main__.py``)."""
-COORDINATOR_PID_ENV = "GUNYAH_NET_COORDINATOR_PID"
-"""Tells the RM VM which parent to expect: if it has another, the coordinator died already."""
+from ..spawned import COORDINATOR_PID_ENV, TOKEN_ENV
+
 WORKER_COMMAND_ENV = "GUNYAH_NET_WORKER"
 """If set, replaces the worker command prefix (split on whitespace); for tests and profiling."""
 RM_COMMAND_ENV = "GUNYAH_NET_RM"
@@ -78,12 +75,14 @@ async def spawn_worker(command: Sequence[str], vm: str, socket: Path, log: Path,
                        environment: Mapping[str, str] | None = None) -> WorkerProcess:
     """Starts VM ``vm``'s worker connecting to ``socket``; raises OSError if it cannot start.
     ``log_arg`` False leaves ``--log`` out of its arguments (the RM VM takes none);
-    ``environment`` adds variables to the inherited environment."""
+    ``environment`` adds variables to the inherited environment. Every child is told the token
+    and this process's pid (``gunyah_net.spawned``)."""
     argv = [*command, "--socket", str(socket), "--vm", vm]
     if log_arg:
         argv += ["--log", str(log)]
     env = {**os.environ, **(environment or {})}
     env[TOKEN_ENV] = token
+    env[COORDINATOR_PID_ENV] = str(os.getpid())
     fd = os.open(log, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
     with open(fd, "ab") as out:
         process = await asyncio.create_subprocess_exec(

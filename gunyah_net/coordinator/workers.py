@@ -16,14 +16,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 from collections.abc import Callable, Coroutine, Sequence
 from pathlib import Path
 from typing import Any
 
+from ..spawned import SHM_DIR_ENV
 from .rundir import TopologyDir
 from .session import WorkerSession
-from .supervisor import COORDINATOR_PID_ENV, SHM_DIR_ENV, WorkerProcess, spawn_worker
+from .supervisor import WorkerProcess, spawn_worker
 from .vmtable import RM_NAME, VmRecord, VmTable
 
 log = logging.getLogger(__name__)
@@ -62,9 +62,7 @@ class Workers:
         self._session_of = session_of
         self._on_halted = on_halted
         self._spawn_task = spawn_task
-        self._rm_environment = {COORDINATOR_PID_ENV: str(os.getpid())}
-        if shm_dir is not None:
-            self._rm_environment[SHM_DIR_ENV] = str(shm_dir)
+        self._rm_environment = {SHM_DIR_ENV: str(shm_dir)} if shm_dir is not None else {}
         self._workers: dict[str, WorkerProcess] = {}
         self._halting: set[str] = set()
         """VMs whose worker was asked to end (VM_STOP, VM_DESTROY): no VmHalted for them."""

@@ -114,23 +114,3 @@ def map_shared_file(path: str, size: int, error: type[Exception], *, noun: str,
         raise error(f"{prefix}cannot map {noun}: {exc.strerror}") from exc
     finally:
         os.close(fd)
-
-
-def release_orphaned_files(paths: list[str]) -> None:
-    """Unlinks the RAM and shared-memory files of a worker whose coordinator is gone.
-
-    The coordinator owns these files and removes them at shutdown, but a coordinator killed with
-    SIGKILL cannot. Its workers notice within 2 s and each removes what it mapped (peers that
-    still map a shared region keep their mapping; unlinking only drops the name), then the shared
-    directory once it is empty. Missing files are fine: a peer got there first.
-    """
-    for path in paths:
-        try:
-            os.unlink(path)
-        except FileNotFoundError:
-            pass
-    for directory in {os.path.dirname(path) for path in paths}:
-        try:
-            os.rmdir(directory)
-        except OSError:
-            pass  # not empty yet (another worker's files), or already gone

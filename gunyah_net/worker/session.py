@@ -40,19 +40,20 @@ from gunyah_net.wire.messages import (PROTOCOL_VERSION, ConsoleIn, ConsoleOut, H
 from gunyah_net.wire.resources import (DoorbellResource, MsgqueueResource, Resource,
                                        RmRpcResource, ShmResource, from_wire)
 from gunyah_net.wire.stage2 import MapOp, Stage2Op, ops_from_wire
+from gunyah_net.spawned import (EXIT_ERROR, EXIT_LINK_LOST, EXIT_OK, EXIT_REJECTED,
+                                 release_orphaned_files)
 from gunyah_net.wire.transport import Link, LinkClosed
 
 from .console_out import ConsoleBatcher
 from .exits import HvcRequest
 from .loader import ImageError
-from .ram import GuestRam, RamError, release_orphaned_files
+from .ram import GuestRam, RamError
 from .shm import ShmError, ShmRegion
 from .stage2 import Stage2Error
 from .vm import Vm, VmEvent, VmExited, VmFailed, VmResetting, VmRunning, VmSpec
 
 log = logging.getLogger(__name__)
 
-EXIT_OK, EXIT_LINK_LOST, EXIT_REJECTED, EXIT_ERROR = 0, 1, 2, 3
 CONNECT_TIMEOUT = 10.0
 HANDSHAKE_TIMEOUT = 10.0
 SILENCE_INTERVALS = 4
