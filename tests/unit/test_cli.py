@@ -157,8 +157,10 @@ def test_detach_succeeds_when_a_guest_ran_and_then_faulted(tmp_path, env):
         gn(env, "down")
 
 
-def test_foreground_up_runs_until_sigint_and_exits_0(tmp_path, env):
-    file = topology(tmp_path, "fg", ("a", ""))
+def _foreground_up(tmp_path, env, name, stop):
+    """Runs `up` in the foreground until its RM and VM "a" run, calls ``stop(proc, rm, vm)``,
+    and returns (exit status, output, rm row, vm row)."""
+    file = topology(tmp_path, name, ("a", ""))
     proc = subprocess.Popen([sys.executable, "-m", "gunyah_net.cli", "up", str(file)], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             start_new_session=True)
@@ -169,12 +171,18 @@ def test_foreground_up_runs_until_sigint_and_exits_0(tmp_path, env):
             assert proc.poll() is None and time.monotonic() < deadline
             time.sleep(0.1)
         rm, vm = json.loads(status.stdout)
-        os.killpg(proc.pid, signal.SIGINT)
+        stop(proc, rm, vm)
         out, _ = proc.communicate(timeout=20)
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
-    assert proc.returncode == 0, out
+    return proc.returncode, out, rm, vm
+
+
+def test_foreground_up_runs_until_sigint_and_exits_0(tmp_path, env):
+    returncode, out, rm, vm = _foreground_up(
+        tmp_path, env, "fg", lambda proc, rm, vm: os.killpg(proc.pid, signal.SIGINT))
+    assert returncode == 0, out
     assert "a (vmid 0x80): running" in out and "shutting down (received SIGINT)" in out
     assert out.rstrip().endswith("topology 'fg' stopped")
     assert not alive(vm["pid"]) and not alive(rm["pid"])
@@ -182,23 +190,9 @@ def test_foreground_up_runs_until_sigint_and_exits_0(tmp_path, env):
 
 
 def test_foreground_up_exits_1_with_the_reason_when_the_rm_vm_crashes(tmp_path, env):
-    file = topology(tmp_path, "rmcrash", ("a", ""))
-    proc = subprocess.Popen([sys.executable, "-m", "gunyah_net.cli", "up", str(file)], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            start_new_session=True)
-    try:
-        deadline = time.monotonic() + 30
-        while (status := gn(env, "status", "--json")).returncode != 0 or \
-                any(vm["state"] != "running" for vm in json.loads(status.stdout)):
-            assert proc.poll() is None and time.monotonic() < deadline
-            time.sleep(0.1)
-        rm, vm = json.loads(status.stdout)
-        os.kill(rm["pid"], signal.SIGKILL)
-        out, _ = proc.communicate(timeout=20)
-    finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-    assert proc.returncode == 1, out
+    returncode, out, _, vm = _foreground_up(
+        tmp_path, env, "rmcrash", lambda proc, rm, vm: os.kill(rm["pid"], signal.SIGKILL))
+    assert returncode == 1, out
     assert "shutting down (the RM VM crashed: worker killed by signal 9)" in out
     assert not alive(vm["pid"])
 
