@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 from test_worker_asm import Asm, asm_elf
-from test_worker_vm import Harness
+from test_worker_vm import Harness, make_vm  # noqa: F401 (a fixture)
 
 from gunyah_net.abi.platform import RAM_BASE, UART_BASE
 from gunyah_net.abi.rm import ExitType
@@ -40,19 +40,6 @@ def looping(access: str) -> Asm:
     else:
         asm.str_x(2, 0)
     return asm.add(2, 2, 1).str_x(2, 3).b("loop")
-
-
-@pytest.fixture
-def make_vm():
-    made: list[Harness] = []
-
-    def make(*args, **kwargs) -> Harness:
-        made.append(Harness(*args, **kwargs))
-        return made[-1]
-
-    yield make
-    for harness in made:
-        harness.close()
 
 
 def apply(vm: Vm, *ops, timeout: float = 5.0) -> None:
