@@ -24,6 +24,7 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
+from gunyah_net.abi.rm import RPC_MESSAGE_SIZE, RPC_QUEUE_DEPTH
 from gunyah_net.dt.fdt import (
     FDT_HEADER_SIZE,
     FDT_LAST_COMP_VERSION,
@@ -69,8 +70,8 @@ class RmRpcNode:
     tx_virq: int
     rx_virq: int
     generate: str = RM_NODE_PATH
-    message_size: int = 240
-    queue_depth: int = 8
+    message_size: int = RPC_MESSAGE_SIZE
+    queue_depth: int = RPC_QUEUE_DEPTH
     free_irq_start: int = RM_FREE_IRQ_START
     push_compatible: tuple[str, ...] = ()
     vdevice_handle: int | None = None

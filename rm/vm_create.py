@@ -36,7 +36,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
 from gunyah_net.abi.platform import RAM_BASE
-from gunyah_net.abi.rm import ResourceType, RmError
+from gunyah_net.abi.rm import RPC_MESSAGE_SIZE, RPC_QUEUE_DEPTH, ResourceType, RmError
 from gunyah_net.dt.hypervisor import RM_NODE_PATH
 
 from .dt_overlay import DoorbellNode, HypervisorOverlay, MsgQueueNode, MsgQueuePairNode, RmRpcNode
@@ -52,8 +52,6 @@ from .vm_config_vdevices import (
 )
 from .virq_pool import SPI_FIRST, SPI_LAST, NoFreeVirq, VirqPool
 from .vm_payloads import HypResource
-
-RM_QUEUE_DEPTH, RM_MESSAGE_SIZE = 8, 240
 
 
 class VmCreateError(Exception):
@@ -358,7 +356,7 @@ def _rpc_node(plan: VmPlan, rm: RmQueueCaps) -> RmRpcNode:
     rpc = plan.rm_rpc
     return RmRpcNode(rm.vm_tx_cap, rm.vm_rx_cap, plan.rm_irqs[0].intid, plan.rm_irqs[1].intid,
                      generate=rpc.generate if rpc else RM_NODE_PATH,
-                     message_size=RM_MESSAGE_SIZE, queue_depth=RM_QUEUE_DEPTH,
+                     message_size=RPC_MESSAGE_SIZE, queue_depth=RPC_QUEUE_DEPTH,
                      push_compatible=rpc.push_compatible if rpc else (),
                      console_dev=rpc.console_dev if rpc else False)
 

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from ..abi.rm import RPC_MESSAGE_SIZE, RPC_QUEUE_DEPTH
 from ..wire.resources import (DoorbellResource, MsgqueueResource, Resource, RmRpcResource,
                               ShmResource)
 from .fdt import FdtError, Node
@@ -111,8 +112,9 @@ def add_msgq_pair_node(parent: Node, name: str, *, tx_cap: int, rx_cap: int,
 
 
 def add_rm_rpc_node(parent: Node, name: str = "gunyah-resource-mgr", *, tx_cap: int,
-                    rx_cap: int, tx_virq: int, rx_virq: int, message_size: int = 240,
-                    queue_depth: int = 8, free_irq_start: int = RM_FREE_IRQ_START,
+                    rx_cap: int, tx_virq: int, rx_virq: int,
+                    message_size: int = RPC_MESSAGE_SIZE, queue_depth: int = RPC_QUEUE_DEPTH,
+                    free_irq_start: int = RM_FREE_IRQ_START,
                     push_compatible: Sequence[str] = (), vdevice_handle: int | None = None,
                     console_dev: bool = False) -> Node:
     """Adds the ``gunyah-resource-manager`` node: the VM's RM RPC queues (TX is VM to RM)."""
