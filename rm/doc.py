@@ -8,14 +8,12 @@ committed file is current.
 
 from __future__ import annotations
 
-from gunyah_net.abi.rm import RPC_MAX_ADDITIONAL_FRAGMENTS, RmCall, RmError, RmNotify
+from gunyah_net.abi.rm import RPC_MAX_FRAGMENTS, RmCall, RmError, RmNotify
 
 from .payloads import NOTIFICATIONS
 from .service import implemented
 
 
-_BOUND = RPC_MAX_ADDITIONAL_FRAGMENTS + 1
-"""``rm.vm_queues.OUTBOX_BOUND`` (a runtime module, which this pure one may not import)."""
 
 _RM_VM = (
     "## The RM VM",
@@ -27,10 +25,10 @@ _RM_VM = (
     "(`rm.stage2`, file mappings), and `rm.runtime` drives `RmService` over real message",
     "queues: msgqueue_receive (0x1C) on a VM's not-empty virq, msgqueue_send (0x1B) through",
     "one FIFO outbox per VM that waits for the not-full virq on ERROR_MSGQUEUE_FULL.",
-    f"Backpressure: while {_BOUND} fragments (one maximal RM message) or more wait in a VM's",
+    f"Backpressure: while {RPC_MAX_FRAGMENTS} fragments (one maximal RM message) or more wait in a VM's",
     "outbox (`rm.vm_queues.OUTBOX_BOUND`), the RM does not receive from that VM, so the VM's",
     "own queue fills and its msgqueue_send gets ERROR_MSGQUEUE_FULL until it reads its replies;",
-    f"the RM resumes by itself once the outbox drains below {_BOUND}. Other VMs are served",
+    f"the RM resumes by itself once the outbox drains below {RPC_MAX_FRAGMENTS}. Other VMs are served",
     "meanwhile; nothing is lost or reordered.",
     "",
     "- Boot: every `RmBoot.vms` entry (`vmid`, `name`, `kind` host|guest, `pre_host`, `vcpus`,",

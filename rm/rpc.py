@@ -30,6 +30,7 @@ from gunyah_net.abi.rm import (
     RPC_FRAGMENT_PAYLOAD,
     RPC_HEADER_SIZE,
     RPC_MAX_ADDITIONAL_FRAGMENTS,
+    RPC_MAX_FRAGMENTS,
     RPC_MAX_PAYLOAD,
     RPC_MESSAGE_SIZE,
     RpcType,
@@ -131,7 +132,7 @@ def encode(message: Message) -> list[bytes]:
 def _encode(rpc_type: RpcType, msg_id: int, seq: int, body: bytes) -> list[bytes]:
     if len(body) > RPC_MAX_PAYLOAD:
         raise ValueError(f"RM message body of {len(body)} bytes exceeds {RPC_MAX_PAYLOAD} "
-                         f"({RPC_MAX_ADDITIONAL_FRAGMENTS + 1} fragments of "
+                         f"({RPC_MAX_FRAGMENTS} fragments of "
                          f"{RPC_FRAGMENT_PAYLOAD})")
     if not 0 <= msg_id <= 0xFFFF_FFFF:
         raise ValueError(f"msg_id {msg_id:#x} does not fit in a u32")

@@ -33,7 +33,7 @@ from dataclasses import dataclass
 
 from gunyah_net.abi.errors import Error
 from gunyah_net.abi.hypercalls import BY_NAME
-from gunyah_net.abi.rm import RPC_MAX_ADDITIONAL_FRAGMENTS, RPC_MESSAGE_SIZE
+from gunyah_net.abi.rm import RPC_MAX_FRAGMENTS, RPC_MESSAGE_SIZE
 
 from .el2_link import El2LinkClosed, HvcResult
 from .rpc import Header, parse_header
@@ -43,7 +43,7 @@ log = logging.getLogger(__name__)
 MSGQUEUE_SEND = BY_NAME["msgqueue_send"].number
 MSGQUEUE_RECEIVE = BY_NAME["msgqueue_receive"].number
 SEND_FLAG_PUSH = 0x1
-OUTBOX_BOUND = RPC_MAX_ADDITIONAL_FRAGMENTS + 1
+OUTBOX_BOUND = RPC_MAX_FRAGMENTS
 """Fragments waiting for a VM at which the RM stops receiving from it: one maximal RM message
 (1 + 62 fragments). The RM holds a whole message it produced anyway (a reply is made at once,
 then sent fragment by fragment), so it takes a new request only while less than one maximal

@@ -22,7 +22,9 @@ RPC_API_BYTE = (RPC_HEADER_WORDS << 4) | RPC_API_VERSION
 RPC_FRAGMENT_PAYLOAD = RPC_MESSAGE_SIZE - RPC_HEADER_SIZE
 """232 payload bytes per fragment."""
 RPC_MAX_ADDITIONAL_FRAGMENTS = 62
-RPC_MAX_PAYLOAD = RPC_FRAGMENT_PAYLOAD * (RPC_MAX_ADDITIONAL_FRAGMENTS + 1)
+RPC_MAX_FRAGMENTS = RPC_MAX_ADDITIONAL_FRAGMENTS + 1
+"""63: the fragments of the largest message, the first one included."""
+RPC_MAX_PAYLOAD = RPC_FRAGMENT_PAYLOAD * RPC_MAX_FRAGMENTS
 """14616 bytes: the largest message body (for a reply, the error word included)."""
 RPC_QUEUE_DEPTH = 8
 
