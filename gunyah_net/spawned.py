@@ -13,6 +13,8 @@ token in ``TOKEN_ENV`` (never in argv), run in their own session, and share one 
 - Exit statuses: ``EXIT_OK``, ``EXIT_LINK_LOST`` (coordinator gone), ``EXIT_REJECTED``
   (handshake refused), ``EXIT_ERROR``.
 
+Its session starts with ``Handshake.connect``: Hello, then the checked Welcome.
+
 Importing this module imports no emulator, so the RM VM can use it.
 """
 
@@ -31,6 +33,9 @@ from typing import Protocol
 
 import uvloop
 
+from .wire.messages import PROTOCOL_VERSION, Heartbeat, Hello, Message, Reject, Welcome
+from .wire.transport import Link, LinkClosed
+
 EXIT_OK, EXIT_LINK_LOST, EXIT_REJECTED, EXIT_ERROR = 0, 1, 2, 3
 TOKEN_ENV = "GUNYAH_NET_TOKEN"
 """The per-topology token a child presents in its Hello."""
@@ -44,6 +49,9 @@ PARENT_DEATH_SIGNAL = signal.SIGHUP
 terminal sends them SIGHUP; it means "the coordinator is gone" and nothing else."""
 PARENT_DEATH_GRACE = 1.5
 """Seconds a child has to finish (release its files) after that signal before it exits anyway."""
+CONNECT_TIMEOUT = 10.0
+HANDSHAKE_TIMEOUT = 10.0
+"""Seconds to connect to the coordinator, and to wait for each handshake frame."""
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +67,79 @@ class Session(Protocol):
 
     def terminate(self) -> None:
         """SIGTERM: end the session cleanly."""
+
+
+class HandshakeFailed(Exception):
+    """The session could not start; ``status`` is the exit status to end with."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class Handshake:
+    """A child's connection to its coordinator: ``Hello``, then ``Welcome`` (or ``Reject``).
+
+    ``await Handshake.connect(socket_path, name, token, vmid=None)`` returns it with ``link`` and
+    the checked ``welcome`` (its name, protocol version and, if given, vmid); ``next_frame``
+    reads what follows (the RM VM's ``RmBoot``). Every failure is ``HandshakeFailed``: no
+    coordinator or a lost link (EXIT_LINK_LOST), a refusal (EXIT_REJECTED), anything else
+    unexpected (EXIT_ERROR); the link is closed then.
+    """
+
+    def __init__(self, link: Link, welcome: Welcome) -> None:
+        self.link = link
+        self.welcome = welcome
+
+    @classmethod
+    async def connect(cls, socket_path: str, name: str, token: str,
+                      vmid: int | None = None) -> Handshake:
+        """Connects, says Hello and checks the Welcome; raises ``HandshakeFailed``."""
+        try:
+            link = await asyncio.wait_for(Link.connect_unix(socket_path), CONNECT_TIMEOUT)
+        except (OSError, asyncio.TimeoutError) as exc:
+            raise HandshakeFailed(EXIT_LINK_LOST, f"no coordinator at {socket_path}: {exc!r}"
+                                  ) from exc
+        try:
+            link.send(Hello(PROTOCOL_VERSION, name, os.getpid(), token))
+            reply = await _next_frame(link, socket_path)
+            return cls(link, _checked_welcome(reply, name, vmid))
+        except HandshakeFailed as failed:
+            link.close(str(failed))
+            raise
+
+    async def next_frame(self) -> Message:
+        """The next frame other than a heartbeat; raises ``HandshakeFailed`` (link closed)."""
+        try:
+            return await _next_frame(self.link, "the coordinator")
+        except HandshakeFailed as failed:
+            self.link.close(str(failed))
+            raise
+
+
+async def _next_frame(link: Link, peer: str) -> Message:
+    try:
+        while True:
+            frame = await asyncio.wait_for(link.receive(), HANDSHAKE_TIMEOUT)
+            if not isinstance(frame, Heartbeat):
+                return frame
+    except (OSError, asyncio.TimeoutError, LinkClosed) as exc:
+        raise HandshakeFailed(EXIT_LINK_LOST, f"no coordinator at {peer}: {exc!r}") from exc
+
+
+def _checked_welcome(reply: Message, name: str, vmid: int | None) -> Welcome:
+    match reply:
+        case Welcome() if (reply.version, reply.name) == (PROTOCOL_VERSION, name) and \
+                vmid in (None, reply.vmid):
+            return reply
+        case Welcome(version=version, name=got, vmid=got_vmid):
+            wanted = f"{name!r}" + ("" if vmid is None else f" vmid {vmid:#x}")
+            raise HandshakeFailed(EXIT_ERROR, f"Welcome for {got!r} vmid {got_vmid:#x} version "
+                                  f"{version}, expected {wanted} version {PROTOCOL_VERSION}")
+        case Reject(reason=reason):
+            raise HandshakeFailed(EXIT_REJECTED, f"coordinator rejected us: {reason}")
+        case _:
+            raise HandshakeFailed(EXIT_ERROR, f"expected Welcome, got {type(reply).__name__}")
 
 
 def parse_args(argv: list[str] | None, prog: str, description: str,

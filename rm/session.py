@@ -14,13 +14,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import traceback
 
 from gunyah_net.abi.rm_platform import RM_VMID
-from gunyah_net.spawned import EXIT_ERROR, EXIT_LINK_LOST, EXIT_OK, EXIT_REJECTED
-from gunyah_net.wire.messages import PROTOCOL_VERSION, Heartbeat, Hello, Reject, RmBoot, Welcome
-from gunyah_net.wire.transport import Link, LinkClosed
+from gunyah_net.spawned import EXIT_ERROR, EXIT_LINK_LOST, EXIT_OK, Handshake, HandshakeFailed
+from gunyah_net.wire.messages import RmBoot, Welcome
+from gunyah_net.wire.transport import Link
 
 from .el2_link import El2Link, El2LinkClosed
 from .runtime import RmRuntime
@@ -29,15 +28,7 @@ from .static_vms import BootError, BootPlan, parse_boot
 
 log = logging.getLogger(__name__)
 
-CONNECT_TIMEOUT = 10.0
-HANDSHAKE_TIMEOUT = 10.0
 DRAIN_TIMEOUT = 1.0
-
-
-class _HandshakeFailed(Exception):
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
 
 
 class RmSession:
@@ -65,7 +56,7 @@ class RmSession:
         """Connects, handshakes, boots and serves until the session ends; returns the status."""
         try:
             welcome, boot = await self._handshake()
-        except _HandshakeFailed as failed:
+        except HandshakeFailed as failed:
             log.error("%s: %s", self._name, failed)
             if self._link is not None:
                 self._link.close(str(failed))
@@ -103,41 +94,12 @@ class RmSession:
             self.finish(EXIT_ERROR, f"internal error: {exc!r}")
 
     async def _handshake(self) -> tuple[Welcome, BootPlan]:
-        try:
-            self._link = await asyncio.wait_for(Link.connect_unix(self._socket_path),
-                                                CONNECT_TIMEOUT)
-            self._link.send(Hello(PROTOCOL_VERSION, self._name, os.getpid(), self._token))
-            welcome = self._check_welcome(await self._next_frame())
-            boot = await self._next_frame()
-        except (OSError, asyncio.TimeoutError, LinkClosed) as exc:
-            raise _HandshakeFailed(EXIT_LINK_LOST,
-                                   f"no coordinator at {self._socket_path}: {exc!r}") from exc
+        handshake = await Handshake.connect(self._socket_path, self._name, self._token, RM_VMID)
+        self._link = handshake.link
+        boot = await handshake.next_frame()
         if not isinstance(boot, RmBoot):
-            raise _HandshakeFailed(EXIT_ERROR, f"expected RmBoot, got {type(boot).__name__}")
+            raise HandshakeFailed(EXIT_ERROR, f"expected RmBoot, got {type(boot).__name__}")
         try:
-            return welcome, parse_boot(boot.vms, boot.caps)
+            return handshake.welcome, parse_boot(boot.vms, boot.caps)
         except BootError as exc:
-            raise _HandshakeFailed(EXIT_ERROR, f"bad RmBoot: {exc}") from exc
-
-    async def _next_frame(self) -> object:
-        """The next frame other than a heartbeat."""
-        assert self._link is not None
-        while True:
-            frame = await asyncio.wait_for(self._link.receive(), HANDSHAKE_TIMEOUT)
-            if not isinstance(frame, Heartbeat):
-                return frame
-
-    def _check_welcome(self, reply: object) -> Welcome:
-        match reply:
-            case Welcome() if (reply.version, reply.name, reply.vmid) == (
-                    PROTOCOL_VERSION, self._name, RM_VMID):
-                return reply
-            case Welcome(version=version, name=name, vmid=vmid):
-                raise _HandshakeFailed(EXIT_ERROR, f"Welcome for {name!r} vmid {vmid:#x} version "
-                                       f"{version}, expected {self._name!r} vmid {RM_VMID:#x} "
-                                       f"version {PROTOCOL_VERSION}")
-            case Reject(reason=reason):
-                raise _HandshakeFailed(EXIT_REJECTED, f"coordinator rejected us: {reason}")
-            case _:
-                raise _HandshakeFailed(EXIT_ERROR,
-                                       f"expected Welcome, got {type(reply).__name__}")
+            raise HandshakeFailed(EXIT_ERROR, f"bad RmBoot: {exc}") from exc

@@ -34,14 +34,14 @@ from gunyah_net.abi.platform import RAM_BASE
 from gunyah_net.abi.rm import ExitType
 from gunyah_net.dt.hypervisor import add_hypervisor_nodes
 from gunyah_net.dt.vmtree import VmDtSpec, vm_dtb, vm_tree
-from gunyah_net.wire.messages import (PROTOCOL_VERSION, ConsoleIn, ConsoleOut, Heartbeat, Hello,
-                                      Hvc, HvcReturn, MemUpdate, MemUpdated, Message, MessageError,
-                                      Reject, Stop, Virq, VmState, Welcome)
+from gunyah_net.wire.messages import (ConsoleIn, ConsoleOut, Heartbeat, Hvc, HvcReturn,
+                                      MemUpdate, MemUpdated, Message, MessageError, Stop, Virq,
+                                      VmState, Welcome)
 from gunyah_net.wire.resources import (DoorbellResource, MsgqueueResource, Resource,
                                        RmRpcResource, ShmResource, from_wire)
 from gunyah_net.wire.stage2 import MapOp, Stage2Op, ops_from_wire
-from gunyah_net.spawned import (EXIT_ERROR, EXIT_LINK_LOST, EXIT_OK, EXIT_REJECTED,
-                                 release_orphaned_files)
+from gunyah_net.spawned import (EXIT_ERROR, EXIT_LINK_LOST, EXIT_OK, Handshake,
+                                 HandshakeFailed, release_orphaned_files)
 from gunyah_net.wire.transport import Link, LinkClosed
 
 from .console_out import ConsoleBatcher
@@ -54,8 +54,6 @@ from .vm import Vm, VmEvent, VmExited, VmFailed, VmResetting, VmRunning, VmSpec
 
 log = logging.getLogger(__name__)
 
-CONNECT_TIMEOUT = 10.0
-HANDSHAKE_TIMEOUT = 10.0
 SILENCE_INTERVALS = 4
 JOIN_TIMEOUT = 2.0
 SEND_BUFFER_LIMIT = 8 << 20
@@ -95,10 +93,11 @@ class WorkerSession:
     async def run(self) -> int:
         """Connects, handshakes, runs the VM until the session ends; returns the exit status."""
         try:
-            welcome = await self._handshake()
-        except _HandshakeFailed as failed:
+            handshake = await Handshake.connect(self._socket_path, self._name, self._token)
+        except HandshakeFailed as failed:
             log.error("%s: %s", self._name, failed)
             return failed.status
+        self._link, welcome = handshake.link, handshake.welcome
         tasks = [asyncio.create_task(self._receive_loop(), name="receive"),
                  asyncio.create_task(self._heartbeat_loop(welcome.heartbeat_interval),
                                      name="heartbeat")]
@@ -113,27 +112,6 @@ class WorkerSession:
         if status == EXIT_LINK_LOST:
             release_orphaned_files(self._backing_files)
         return status
-
-    async def _handshake(self) -> Welcome:
-        try:
-            self._link = await asyncio.wait_for(Link.connect_unix(self._socket_path),
-                                                CONNECT_TIMEOUT)
-            self._link.send(Hello(PROTOCOL_VERSION, self._name, os.getpid(), self._token))
-            reply = await asyncio.wait_for(self._link.receive(), HANDSHAKE_TIMEOUT)
-        except (OSError, asyncio.TimeoutError, LinkClosed) as exc:
-            raise _HandshakeFailed(EXIT_LINK_LOST,
-                                   f"no coordinator at {self._socket_path}: {exc!r}") from exc
-        match reply:
-            case Welcome(version=version, name=name) if (version, name) == (PROTOCOL_VERSION,
-                                                                            self._name):
-                return reply
-            case Welcome(version=version, name=name):
-                raise _HandshakeFailed(EXIT_ERROR, f"Welcome for {name!r} version {version}, "
-                                       f"expected {self._name!r} version {PROTOCOL_VERSION}")
-            case Reject(reason=reason):
-                raise _HandshakeFailed(EXIT_REJECTED, f"coordinator rejected us: {reason}")
-            case _:
-                raise _HandshakeFailed(EXIT_ERROR, f"expected Welcome, got {type(reply).__name__}")
 
     def _start_vm(self, welcome: Welcome) -> None:
         """Maps RAM and shared memory, builds the DTB, loads the image and starts the vCPUs."""
@@ -341,9 +319,3 @@ def _boot_regions(welcome: Welcome) -> list[MapOp]:
     if welcome.image and ops:
         raise MessageError("Welcome has both an image and regions")
     return [op for op in ops if isinstance(op, MapOp)]
-
-
-class _HandshakeFailed(Exception):
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
