@@ -350,9 +350,9 @@ class Coordinator:
         it is logged with its traceback and the calling VM is failed with the reason (loud in
         tests and in `gunyah-net ps`), while the coordinator keeps serving every other VM.
         """
-        if is_platform_call(call.number):
-            return self.platform.answer(self.table[vm].vmid, call)
         vmid = self.table[vm].vmid
+        if is_platform_call(call.number):
+            return self.platform.answer(vmid, call)
         try:
             result = execute_hvc(self.el2, vmid, call)
             pending = self.stage2.carry_out(result.memory) if result.memory else None
